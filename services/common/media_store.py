@@ -1,0 +1,571 @@
+"""S3 media storage through aioboto3.
+
+Build one :class:`MediaStore` at start-up with :meth:`MediaStore.from_settings` and keep it
+open for the life of the service (``async with store: ...``): it holds a single aioboto3
+client. Keys given to it are *logical* keys (see :mod:`services.common.keys`); the store
+prepends ``settings.s3_key_prefix`` so several environments or test runs can share a bucket.
+
+Large objects are never held in memory: uploads above ``s3_multipart_threshold`` go through
+a multipart upload in parts of that size, downloads are streamed in chunks. Errors from
+botocore/aiohttp are mapped onto the shared taxonomy: connection problems, timeouts, 429 and
+5xx become :class:`TransientError`; a missing object becomes :class:`ObjectNotFound`;
+anything else is a :class:`PermanentError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import unicodedata
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+
+import aiohttp
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from services.common.errors import PermanentError, TapedeckError, TransientError
+
+if TYPE_CHECKING:
+    from services.common.settings import Settings
+
+__all__ = [
+    "DOWNLOAD_CHUNK_SIZE",
+    "MAX_PARTS",
+    "MediaStore",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "content_type_for",
+]
+
+DOWNLOAD_CHUNK_SIZE: Final = 1024 * 1024
+MAX_PARTS: Final = 10_000
+MIN_PART_SIZE: Final = 5 * 1024 * 1024
+_DELETE_BATCH: Final = 1000
+
+_CONTENT_TYPES: Final = {
+    "mp3": "audio/mpeg",
+    "m4a": "audio/mp4",
+    "aac": "audio/aac",
+    "wav": "audio/wav",
+    "ogg": "audio/ogg",
+    "webm": "video/webm",
+    "mp4": "video/mp4",
+    "json": "application/json",
+}
+_DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
+
+_NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "NotFound", "404"})
+_TRANSIENT_CODES: Final = frozenset(
+    {
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+    }
+)
+
+
+class ObjectNotFound(PermanentError):
+    """The requested object does not exist."""
+
+    code = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a HEAD request tells about an object. ``key`` is the logical key."""
+
+    key: str
+    size: int
+    content_type: str | None
+    etag: str | None
+    last_modified: datetime | None
+
+
+def content_type_for(key: str) -> str:
+    """A content type guessed from the key's extension (``application/octet-stream`` if unknown)."""
+    name = key.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return _CONTENT_TYPES.get(ext, _DEFAULT_CONTENT_TYPE)
+
+
+def _map_error(exc: BaseException, what: str) -> TapedeckError | None:
+    """Translate a botocore/aiohttp exception into the taxonomy, or ``None`` if it is not ours."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {}) or {}
+        code = str(error.get("Code", "") or "")
+        message = str(error.get("Message", "") or "")
+        status = (exc.response.get("ResponseMetadata", {}) or {}).get("HTTPStatusCode")
+        detail = f"{what}: {code or status} {message}".rstrip()
+        if code == "NoSuchBucket":
+            return PermanentError(detail, code="no_such_bucket")
+        if code in _NOT_FOUND_CODES or (status == 404 and code != "NoSuchUpload"):
+            return ObjectNotFound(f"{what}: not found")
+        if code in _TRANSIENT_CODES or status == 429 or (isinstance(status, int) and status >= 500):
+            return TransientError(detail)
+        if code == "InvalidRange" or status == 416:
+            return PermanentError(detail, code="invalid_range")
+        return PermanentError(detail, code="s3_error")
+    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
+        return TransientError(f"{what}: {exc}")
+    if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError):
+        return TransientError(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, BotoCoreError):
+        return PermanentError(f"{what}: {exc}", code="s3_error")
+    return None
+
+
+@contextlib.contextmanager
+def _s3_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except TapedeckError:
+        raise
+    except Exception as exc:
+        mapped = _map_error(exc, what)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _check_key(key: object, *, allow_empty: bool = False) -> str:
+    if not isinstance(key, str):
+        raise ValueError(f"S3 key must be a string, got {type(key).__name__}")
+    if not key:
+        if allow_empty:
+            return key
+        raise ValueError("S3 key must not be empty")
+    if key.startswith("/") or "\\" in key:
+        raise ValueError(f"invalid S3 key {key!r}")
+    if any(unicodedata.category(ch) == "Cc" for ch in key):
+        raise ValueError(f"S3 key {key!r} contains control characters")
+    segments = key.split("/")
+    if any(seg in (".", "..") for seg in segments):
+        raise ValueError(f"S3 key {key!r} contains '.' or '..' segments")
+    return key
+
+
+def _range_header(start: int | None, end: int | None) -> str | None:
+    if start is None and end is None:
+        return None
+    first = 0 if start is None else start
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise ValueError(f"range start must be a non-negative int, got {start!r}")
+    if end is None:
+        return f"bytes={first}-"
+    if isinstance(end, bool) or not isinstance(end, int) or end < first:
+        raise ValueError(f"range end must be an int >= start, got {end!r}")
+    return f"bytes={first}-{end}"
+
+
+class MediaStore:
+    """Async S3 media store; open it with ``async with`` before use."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        key_prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        multipart_threshold: int = 8 * 1024 * 1024,
+        presign_max_s: int = 7 * 24 * 3600,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 60.0,
+        max_attempts: int = 3,
+    ) -> None:
+        if multipart_threshold < MIN_PART_SIZE:
+            raise ValueError(f"multipart_threshold must be >= {MIN_PART_SIZE}")
+        if presign_max_s < 1:
+            raise ValueError("presign_max_s must be >= 1")
+        if key_prefix:
+            _check_key(key_prefix)
+        self.bucket = bucket
+        self.key_prefix = key_prefix
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.multipart_threshold = multipart_threshold
+        self.presign_max_s = presign_max_s
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._config = Config(
+            region_name=region,
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            # S3-compatible servers do not all understand the newer flexible checksums.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self._client_cm: Any = None
+        self._client: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaStore:
+        return cls(
+            bucket=settings.s3_bucket,
+            key_prefix=settings.s3_key_prefix,
+            endpoint_url=settings.s3_endpoint,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key.get_secret_value() or None,
+            secret_key=settings.s3_secret_key.get_secret_value() or None,
+            multipart_threshold=settings.s3_multipart_threshold,
+            presign_max_s=settings.s3_presign_max_s,
+        )
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._client is not None:
+            raise RuntimeError("MediaStore is already open")
+        import aioboto3
+
+        session = aioboto3.Session()
+        client_cm = session.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self._access_key,
+            aws_secret_access_key=self._secret_key,
+            config=self._config,
+        )
+        self._client = await client_cm.__aenter__()
+        self._client_cm = client_cm
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        client_cm, self._client_cm, self._client = self._client_cm, None, None
+        if client_cm is not None:
+            await client_cm.__aexit__(exc_type, exc, tb)
+
+    @property
+    def client(self) -> Any:
+        """The underlying aiobotocore S3 client (only while the store is open)."""
+        if self._client is None:
+            raise RuntimeError("MediaStore is not open; use 'async with store:'")
+        return self._client
+
+    def full_key(self, key: str) -> str:
+        """The real S3 key for a logical key (the configured prefix prepended)."""
+        return self.key_prefix + _check_key(key)
+
+    # -- uploads ------------------------------------------------------------------------------
+
+    def _part_size_for(self, size: int) -> int:
+        return max(self.multipart_threshold, math.ceil(size / MAX_PARTS))
+
+    async def upload_file(
+        self, key: str, path: str | os.PathLike[str], content_type: str | None = None
+    ) -> int:
+        """Upload a local file and return its size.
+
+        Above the threshold it is a multipart upload streamed from disk, one part at a time.
+        """
+        full = self.full_key(key)
+        ctype = content_type or content_type_for(key)
+        size = os.stat(path).st_size
+        if size < self.multipart_threshold:
+            body = await asyncio.to_thread(Path(path).read_bytes)
+            await self._put(full, body, ctype)
+            return len(body)
+
+        part_size = self._part_size_for(size)
+        fh = await asyncio.to_thread(open, path, "rb")
+        try:
+
+            async def parts() -> AsyncIterator[bytes]:
+                while True:
+                    chunk = await asyncio.to_thread(fh.read, part_size)
+                    if not chunk:
+                        return
+                    yield chunk
+
+            return await self._multipart(full, ctype, parts())
+        finally:
+            await asyncio.to_thread(fh.close)
+
+    async def upload_stream(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str | None = None
+    ) -> int:
+        """Upload from an async byte stream; buffers at most one part. Returns the total size."""
+        full = self.full_key(key)
+        ctype = content_type or content_type_for(key)
+        part_size = self.multipart_threshold
+        buf = bytearray()
+        it = aiter(chunks)
+
+        # Fill up to one part first: small streams become a single PUT.
+        async for chunk in it:
+            buf += chunk
+            if len(buf) > part_size:
+                break
+        else:
+            await self._put(full, bytes(buf), ctype)
+            return len(buf)
+
+        async def parts() -> AsyncIterator[bytes]:
+            nonlocal buf
+            async for chunk in it:
+                buf += chunk
+                while len(buf) > part_size:
+                    part = bytes(buf[:part_size])
+                    del buf[:part_size]
+                    yield part
+            while len(buf) > part_size:
+                part = bytes(buf[:part_size])
+                del buf[:part_size]
+                yield part
+            if buf:
+                yield bytes(buf)
+                buf = bytearray()
+
+        return await self._multipart(full, ctype, parts())
+
+    async def _put(self, full: str, body: bytes, content_type: str) -> None:
+        with _s3_errors(f"put {full}"):
+            await self.client.put_object(
+                Bucket=self.bucket, Key=full, Body=body, ContentType=content_type
+            )
+
+    async def _multipart(self, full: str, content_type: str, parts: AsyncIterator[bytes]) -> int:
+        client = self.client
+        with _s3_errors(f"create multipart upload {full}"):
+            created = await client.create_multipart_upload(
+                Bucket=self.bucket, Key=full, ContentType=content_type
+            )
+        upload_id = created["UploadId"]
+        total = 0
+        completed: list[dict[str, Any]] = []
+        try:
+            async for body in parts:
+                number = len(completed) + 1
+                if number > MAX_PARTS:
+                    raise PermanentError(
+                        f"upload of {full} needs more than {MAX_PARTS} parts", code="too_large"
+                    )
+                with _s3_errors(f"upload part {number} of {full}"):
+                    resp = await client.upload_part(
+                        Bucket=self.bucket,
+                        Key=full,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=body,
+                    )
+                completed.append({"ETag": resp["ETag"], "PartNumber": number})
+                total += len(body)
+            with _s3_errors(f"complete multipart upload {full}"):
+                await client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": completed},
+                )
+        except BaseException:
+            await asyncio.shield(self._abort(full, upload_id))
+            raise
+        return total
+
+    async def _abort(self, full: str, upload_id: str) -> None:
+        # Best effort: the original error matters more than a failed abort.
+        with contextlib.suppress(Exception):
+            await self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=full, UploadId=upload_id
+            )
+
+    # -- downloads ----------------------------------------------------------------------------
+
+    async def iter_bytes(
+        self,
+        key: str,
+        start: int | None = None,
+        end: int | None = None,
+        chunk_size: int = DOWNLOAD_CHUNK_SIZE,
+    ) -> AsyncGenerator[bytes, None]:
+        """Stream an object (or the inclusive byte range ``start..end``) in chunks.
+
+        Close the iterator (``contextlib.aclosing``) when not consuming it to the end.
+        """
+        full = self.full_key(key)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
+        header = _range_header(start, end)
+        if header is not None:
+            params["Range"] = header
+        what = f"get {full}"
+        with _s3_errors(what):
+            resp = await self.client.get_object(**params)
+        body = resp["Body"]
+        async with body:
+            while True:
+                with _s3_errors(what):
+                    chunk = await body.read(chunk_size)
+                if not chunk:
+                    return
+                yield chunk
+
+    async def get_range(self, key: str, start: int, end_inclusive: int) -> bytes:
+        """The bytes ``start..end_inclusive`` of an object (fewer if the object is shorter)."""
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise ValueError("start must be an int")
+        if isinstance(end_inclusive, bool) or not isinstance(end_inclusive, int):
+            raise ValueError("end_inclusive must be an int")
+        out = bytearray()
+        async with contextlib.aclosing(self.iter_bytes(key, start, end_inclusive)) as it:
+            async for chunk in it:
+                out += chunk
+        return bytes(out)
+
+    async def download_file(self, key: str, path: str | os.PathLike[str]) -> int:
+        """Stream an object to ``path`` and return its size.
+
+        Written to a temporary name next to ``path`` and renamed once complete.
+        """
+        dest = Path(path)
+        tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}-{id(self):x}")
+        size = 0
+        fh = await asyncio.to_thread(open, tmp, "wb")
+        try:
+            try:
+                async with contextlib.aclosing(self.iter_bytes(key)) as it:
+                    async for chunk in it:
+                        await asyncio.to_thread(fh.write, chunk)
+                        size += len(chunk)
+            finally:
+                await asyncio.to_thread(fh.close)
+            await asyncio.to_thread(os.replace, tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return size
+
+    # -- metadata -----------------------------------------------------------------------------
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        """Object metadata, or ``None`` if the object does not exist."""
+        full = self.full_key(key)
+        try:
+            with _s3_errors(f"head {full}"):
+                resp = await self.client.head_object(Bucket=self.bucket, Key=full)
+        except ObjectNotFound:
+            return None
+        etag = resp.get("ETag")
+        return ObjectInfo(
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            content_type=resp.get("ContentType"),
+            etag=etag.strip('"') if isinstance(etag, str) else None,
+            last_modified=resp.get("LastModified"),
+        )
+
+    async def exists(self, key: str) -> bool:
+        return await self.head(key) is not None
+
+    async def delete(self, key: str) -> None:
+        """Delete an object; deleting a missing object is not an error."""
+        full = self.full_key(key)
+        try:
+            with _s3_errors(f"delete {full}"):
+                await self.client.delete_object(Bucket=self.bucket, Key=full)
+        except ObjectNotFound:
+            pass
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose logical key starts with ``prefix``; returns how many.
+
+        An empty ``prefix`` (everything under the store's key prefix) is only allowed when the
+        store has a key prefix, so this can never wipe a whole bucket.
+        """
+        _check_key(prefix, allow_empty=True)
+        if not prefix and not self.key_prefix:
+            raise ValueError("refusing to delete the whole bucket: give a non-empty prefix")
+        full = self.key_prefix + prefix
+        client = self.client
+        deleted = 0
+        paginator = client.get_paginator("list_objects_v2")
+        with _s3_errors(f"delete prefix {full}"):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", []) or []]
+                for i in range(0, len(keys), _DELETE_BATCH):
+                    batch = keys[i : i + _DELETE_BATCH]
+                    resp = await client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                    )
+                    errors = resp.get("Errors") or []
+                    if errors:
+                        first = errors[0]
+                        raise PermanentError(
+                            f"delete prefix {full}: {len(errors)} objects not deleted, "
+                            f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}",
+                            code="s3_error",
+                        )
+                    deleted += len(batch)
+        return deleted
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist yet."""
+        client = self.client
+        try:
+            with _s3_errors(f"head bucket {self.bucket}"):
+                await client.head_bucket(Bucket=self.bucket)
+            return
+        except ObjectNotFound:
+            pass
+        except PermanentError as exc:
+            if exc.code != "no_such_bucket":
+                raise
+        params: dict[str, Any] = {"Bucket": self.bucket}
+        if self.region and self.region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        with _s3_errors(f"create bucket {self.bucket}"):
+            try:
+                await client.create_bucket(**params)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                    raise
+
+    # -- presigning ---------------------------------------------------------------------------
+
+    async def presign_get(self, key: str, expires_s: int) -> str:
+        """A presigned GET URL valid for ``expires_s`` seconds (1..``s3_presign_max_s``)."""
+        if isinstance(expires_s, bool) or not isinstance(expires_s, int):
+            raise ValueError(f"expires_s must be an int, got {type(expires_s).__name__}")
+        if not 1 <= expires_s <= self.presign_max_s:
+            raise ValueError(
+                f"expires_s must be between 1 and {self.presign_max_s}, got {expires_s}"
+            )
+        full = self.full_key(key)
+        with _s3_errors(f"presign {full}"):
+            url: str = await self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": full},
+                ExpiresIn=expires_s,
+            )
+        return url

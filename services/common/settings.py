@@ -1,0 +1,53 @@
+"""Typed settings shared by every service.
+
+Defaults point at the local stack started by ``scripts/stack up``; every value can be
+overridden from the environment so the same code runs against a remote Kafka cluster,
+MongoDB Atlas or AWS S3. Nothing is read until a ``Settings`` object is built.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", alias="KAFKA_BOOTSTRAP")
+    # Prepended to every topic name from the registry: lets tests and tenants share a cluster.
+    topic_prefix: str = Field("", alias="TOPIC_PREFIX")
+    topic_partitions: int | None = Field(None, alias="TOPIC_PARTITIONS", ge=1)
+    topic_replication: int = Field(1, alias="TOPIC_REPLICATION", ge=1)
+
+    mongo_url: str = Field("mongodb://127.0.0.1:27017", alias="MONGO_URL")
+    mongo_db: str = Field("tapedeck", alias="MONGO_DB")
+
+    s3_endpoint: str | None = Field("http://127.0.0.1:7070", alias="S3_ENDPOINT")
+    s3_region: str = Field("us-east-1", alias="S3_REGION")
+    s3_bucket: str = Field("tapedeck", alias="S3_BUCKET")
+    # Lets several test runs or environments share one bucket without touching each other.
+    s3_key_prefix: str = Field("", alias="S3_KEY_PREFIX")
+    s3_access_key: SecretStr = Field(SecretStr("tapedeck-local"), alias="S3_ACCESS_KEY")
+    s3_secret_key: SecretStr = Field(SecretStr("tapedeck-local-secret"), alias="S3_SECRET_KEY")
+    s3_multipart_threshold: int = Field(8 * 1024 * 1024, alias="S3_MULTIPART_THRESHOLD", ge=5 * 1024 * 1024)
+    s3_presign_max_s: int = Field(7 * 24 * 3600, alias="S3_PRESIGN_MAX_S", ge=1)
+
+    ffmpeg_bin: str = Field("ffmpeg", alias="FFMPEG_BIN")
+    ffprobe_bin: str = Field("ffprobe", alias="FFPROBE_BIN")
+    ffmpeg_timeout_s: float = Field(300.0, alias="FFMPEG_TIMEOUT_S", gt=0)
+
+    # Stage retry policy for transient errors.
+    retry_max_attempts: int = Field(5, alias="RETRY_MAX_ATTEMPTS", ge=1)
+    retry_base_delay_s: float = Field(0.2, alias="RETRY_BASE_DELAY_S", ge=0)
+    retry_max_delay_s: float = Field(10.0, alias="RETRY_MAX_DELAY_S", ge=0)
+    max_message_bytes: int = Field(1024 * 1024, alias="MAX_MESSAGE_BYTES", ge=1024)
+
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
