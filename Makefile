@@ -32,7 +32,7 @@ test-unit: venv
 lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy schemas services scripts/stack.py
+	.venv/bin/mypy schemas services scripts/stack.py tests
 
 schemas: venv
 	$(PY) -m schemas.export

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -66,14 +66,15 @@ class Event(StrictModel):
     correlation_id: TraceId = Field(default_factory=new_correlation_id)
     producer: PlainId = Field(description="Name of the service that emitted the event.")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _wire_fields_present(cls, data: Any, info: ValidationInfo) -> Any:
-        if info.mode == "json" and isinstance(data, dict):
-            missing = [name for name in WIRE_REQUIRED if name not in data]
+    # An after-validator on purpose: a model "before" validator hands pydantic
+    # the parsed dict, and strict mode then refuses ISO datetime strings.
+    @model_validator(mode="after")
+    def _wire_fields_present(self, info: ValidationInfo) -> Self:
+        if info.mode == "json":
+            missing = [name for name in WIRE_REQUIRED if name not in self.model_fields_set]
             if missing:
                 raise ValueError(f"message must state {' and '.join(missing)}")
-        return data
+        return self
 
     @field_validator("schema_version", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_VERSION = "4.1.1"
@@ -86,10 +87,15 @@ def install_apt_tools() -> None:
     if not missing:
         return
     if os.geteuid() != 0:
-        raise StackError(f"missing Debian packages {missing}: run 'sudo apt-get install -y {' '.join(missing)}'")
+        raise StackError(
+            f"missing Debian packages {missing}: run 'sudo apt-get install -y {' '.join(missing)}'"
+        )
     log(f"installing Debian packages: {' '.join(missing)}")
     run(["apt-get", "update", "-q"])
-    run(["apt-get", "install", "-y", "-q", *missing], env_extra={"DEBIAN_FRONTEND": "noninteractive"})
+    run(
+        ["apt-get", "install", "-y", "-q", *missing],
+        env_extra={"DEBIAN_FRONTEND": "noninteractive"},
+    )
 
 
 def kafka_lib() -> Path:
@@ -136,7 +142,10 @@ def ferretdb_bin() -> Path:
     log(f"building FerretDB {FERRETDB_VERSION} through the Go module proxy")
     proc = subprocess.run(
         [go, "mod", "download", "-json", f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"],
-        capture_output=True, text=True, cwd=CACHE_DIR, env=dict(os.environ, GOFLAGS="-mod=mod"),
+        capture_output=True,
+        text=True,
+        cwd=CACHE_DIR,
+        env=dict(os.environ, GOFLAGS="-mod=mod"),
     )
     if proc.returncode != 0:
         raise StackError(f"go mod download FerretDB failed:\n{proc.stdout}{proc.stderr}")
@@ -263,18 +272,31 @@ def kafka_prepare() -> None:
     if not (d / "data" / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         run(
-            [*kafka_java(), "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id, "-c", str(props)]
+            [
+                *kafka_java(),
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+            ]
         )
 
 
 def kafka_java() -> list[str]:
     lib = CACHE_DIR / f"kafka-{KAFKA_VERSION}" / "lib"
     return [
-        "java", "-Xms512m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        "java",
+        "-Xms512m",
+        "-Xmx512m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={kafka_dir() / 'log4j2.properties'}",
         f"-Dkafka.logs.dir={STACK_DIR / 'logs'}",
-        "-cp", f"{lib}/*",
+        "-cp",
+        f"{lib}/*",
     ]
 
 
@@ -282,7 +304,9 @@ def kafka_probe() -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     async def go() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=f"{HOST}:{KAFKA_PORT}", request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=f"{HOST}:{KAFKA_PORT}", request_timeout_ms=3000
+        )
         await admin.start()
         try:
             await admin.list_topics()
@@ -301,10 +325,14 @@ def mongo_argv() -> list[str]:
     if mongod:
         return [mongod, "--bind_ip", HOST, "--port", str(MONGO_PORT), "--dbpath", str(data)]
     return [
-        str(ferretdb_bin()), "--handler=sqlite", f"--sqlite-url=file:{data}/",
-        f"--listen-addr={HOST}:{MONGO_PORT}", f"--state-dir={data}",
+        str(ferretdb_bin()),
+        "--handler=sqlite",
+        f"--sqlite-url=file:{data}/",
+        f"--listen-addr={HOST}:{MONGO_PORT}",
+        f"--state-dir={data}",
         f"--debug-addr={HOST}:{int(env('STACK_FERRETDB_DEBUG_PORT', '28088'))}",
-        "--telemetry=disable", "--log-level=warn",
+        "--telemetry=disable",
+        "--log-level=warn",
     ]
 
 
@@ -328,24 +356,40 @@ def mongo_probe() -> None:
 # S3 ------------------------------------------------------------------------
 
 
-def s3_client():  # type: ignore[no-untyped-def]
+def s3_client() -> Any:
     import botocore.session
     from botocore.config import Config
 
     return botocore.session.get_session().create_client(
-        "s3", endpoint_url=f"http://{HOST}:{S3_PORT}", region_name="us-east-1",
-        aws_access_key_id=S3_ACCESS, aws_secret_access_key=S3_SECRET,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
-                      connect_timeout=2, read_timeout=5),
+        "s3",
+        endpoint_url=f"http://{HOST}:{S3_PORT}",
+        region_name="us-east-1",
+        aws_access_key_id=S3_ACCESS,
+        aws_secret_access_key=S3_SECRET,
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1},
+            connect_timeout=2,
+            read_timeout=5,
+        ),
     )
 
 
 def s3_argv() -> list[str]:
     data = STACK_DIR / "s3-data"
     return [
-        str(versitygw_bin()), "--access", S3_ACCESS, "--secret", S3_SECRET,
-        "--port", f"{HOST}:{S3_PORT}", "--quiet",
-        "posix", "--sidecar", str(STACK_DIR / "s3-sidecar"), str(data),
+        str(versitygw_bin()),
+        "--access",
+        S3_ACCESS,
+        "--secret",
+        S3_SECRET,
+        "--port",
+        f"{HOST}:{S3_PORT}",
+        "--quiet",
+        "posix",
+        "--sidecar",
+        str(STACK_DIR / "s3-sidecar"),
+        str(data),
     ]
 
 
@@ -368,11 +412,22 @@ def s3_buckets() -> None:
 
 
 SERVICES = [
-    Service("kafka", KAFKA_PORT, lambda: (kafka_lib(), None)[1],
-            lambda: [*kafka_java(), "kafka.Kafka", str(kafka_dir() / "server.properties")],
-            kafka_probe, kafka_prepare),
-    Service("mongo", MONGO_PORT, mongo_install, mongo_argv, mongo_probe,
-            lambda: (STACK_DIR / "mongo").mkdir(parents=True, exist_ok=True)),
+    Service(
+        "kafka",
+        KAFKA_PORT,
+        lambda: (kafka_lib(), None)[1],
+        lambda: [*kafka_java(), "kafka.Kafka", str(kafka_dir() / "server.properties")],
+        kafka_probe,
+        kafka_prepare,
+    ),
+    Service(
+        "mongo",
+        MONGO_PORT,
+        mongo_install,
+        mongo_argv,
+        mongo_probe,
+        lambda: (STACK_DIR / "mongo").mkdir(parents=True, exist_ok=True),
+    ),
     Service("s3", S3_PORT, lambda: (versitygw_bin(), None)[1], s3_argv, s3_probe, s3_prepare),
 ]
 
@@ -385,8 +440,10 @@ def start(svc: Service) -> None:
         return
     if port_open(svc.port):
         if svc.healthy():
-            log(f"{svc.name}: port {svc.port} already serves a compatible server not started by "
-                "this script; using it")
+            log(
+                f"{svc.name}: port {svc.port} already serves a compatible server not started by "
+                "this script; using it"
+            )
             return
         raise StackError(f"{svc.name}: port {HOST}:{svc.port} is already taken by another process")
     svc.install()
@@ -395,8 +452,13 @@ def start(svc: Service) -> None:
     svc.pidfile.parent.mkdir(parents=True, exist_ok=True)
     with open(svc.logfile, "ab") as out:
         proc = subprocess.Popen(
-            svc.argv(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=STACK_DIR, start_new_session=True, env=dict(os.environ, **svc.env),
+            svc.argv(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=STACK_DIR,
+            start_new_session=True,
+            env=dict(os.environ, **svc.env),
         )
     svc.pidfile.write_text(str(proc.pid))
     log(f"{svc.name}: started pid {proc.pid}")

@@ -234,12 +234,17 @@ async def _exec(argv: Sequence[str], timeout_s: float, *, capture_stdout: bool) 
     if timeout_s <= 0:
         raise ValueError("timeout_s must be > 0")
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE if capture_stdout else asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE if capture_stdout else asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        raise PermanentError(
+            f"cannot run {argv[0]!r}: {exc.strerror or exc}", code="ffmpeg_unavailable"
+        ) from exc
     stderr_task = asyncio.create_task(_read_bounded(proc.stderr, STDERR_LIMIT))
     stdout_task = asyncio.create_task(_read_bounded(proc.stdout, STDOUT_LIMIT))
     try:
@@ -282,9 +287,7 @@ async def _finish_reader(task: asyncio.Task[bytes]) -> bytes:
 
 async def run_ffmpeg(argv: Sequence[str], timeout_s: float) -> FFmpegResult:
     """Run an ffmpeg argv list; raise :class:`FFmpegError` / :class:`FFmpegTimeout` on failure."""
-    if isinstance(argv, str | bytes):
-        raise TypeError("argv must be a sequence of strings, not a shell string")
-    args = tuple(argv)
+    args = tuple(finish_argv(argv))  # idempotent: adds the global flags and URL whitelists
     done = await _exec(args, timeout_s, capture_stdout=False)
     if done.returncode != 0:
         tail = _tail_lines(done.stderr, STDERR_TAIL_LINES)

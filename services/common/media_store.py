@@ -19,6 +19,7 @@ import contextlib
 import math
 import os
 import unicodedata
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -448,7 +449,7 @@ class MediaStore:
         Written to a temporary name next to ``path`` and renamed once complete.
         """
         dest = Path(path)
-        tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}-{id(self):x}")
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
         size = 0
         fh = await asyncio.to_thread(open, tmp, "wb")
         try:

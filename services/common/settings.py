@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     s3_key_prefix: str = Field("", alias="S3_KEY_PREFIX")
     s3_access_key: SecretStr = Field(SecretStr("tapedeck-local"), alias="S3_ACCESS_KEY")
     s3_secret_key: SecretStr = Field(SecretStr("tapedeck-local-secret"), alias="S3_SECRET_KEY")
-    s3_multipart_threshold: int = Field(8 * 1024 * 1024, alias="S3_MULTIPART_THRESHOLD", ge=5 * 1024 * 1024)
+    s3_multipart_threshold: int = Field(
+        8 * 1024 * 1024, alias="S3_MULTIPART_THRESHOLD", ge=5 * 1024 * 1024
+    )
     s3_presign_max_s: int = Field(7 * 24 * 3600, alias="S3_PRESIGN_MAX_S", ge=1)
 
     ffmpeg_bin: str = Field("ffmpeg", alias="FFMPEG_BIN")

@@ -145,7 +145,7 @@ def test_parse_probe_without_audio() -> None:
 
 async def test_failing_ffmpeg_maps_to_permanent_error() -> None:
     with pytest.raises(FFmpegError) as err:
-        await run_ffmpeg(finish_argv(["ffmpeg", "-i", "/nonexistent"]), timeout_s=30)
+        await run_ffmpeg(["ffmpeg", "-i", "/nonexistent"], timeout_s=30)
     assert isinstance(err.value, PermanentError)
     assert err.value.code == "ffmpeg_failed"
     assert err.value.returncode not in (None, 0)
@@ -153,15 +153,32 @@ async def test_failing_ffmpeg_maps_to_permanent_error() -> None:
     assert "No such file or directory" in str(err.value)
 
 
+async def test_missing_binary_is_permanent() -> None:
+    port = FFmpeg(ffmpeg_bin="/nonexistent/ffmpeg", ffprobe_bin="/nonexistent/ffprobe")
+    with pytest.raises(PermanentError) as err:
+        await port.run(["/nonexistent/ffmpeg", "-version"])
+    assert err.value.code == "ffmpeg_unavailable"
+    with pytest.raises(PermanentError) as err:
+        await port.probe("/tmp/a.mp3")
+    assert err.value.code == "ffmpeg_unavailable"
+
+
 async def test_run_rejects_shell_string() -> None:
     with pytest.raises(TypeError):
         await run_ffmpeg("ffmpeg -i /nonexistent", timeout_s=5)
 
 
+class Spawned(list[asyncio.subprocess.Process]):
+    """Every process the ffmpeg module started; ``started`` is set at the first one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+
+
 @pytest.fixture
-def spawned(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.subprocess.Process]:
-    """Records every process the ffmpeg module starts."""
-    procs: list[asyncio.subprocess.Process] = []
+def spawned(monkeypatch: pytest.MonkeyPatch) -> Spawned:
+    procs = Spawned()
     real = asyncio.create_subprocess_exec
 
     async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
@@ -169,6 +186,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.subprocess.Process]
         assert kwargs.get("stdin") == asyncio.subprocess.DEVNULL
         proc = await real(*args, **kwargs)
         procs.append(proc)
+        procs.started.set()
         return proc
 
     monkeypatch.setattr(ff.asyncio, "create_subprocess_exec", spy)
@@ -179,7 +197,7 @@ def _endless() -> Any:
     return FFmpeg.input("sine=frequency=440", f="lavfi", re=None).output("-", f="null")
 
 
-async def test_timeout_kills_ffmpeg(spawned: list[asyncio.subprocess.Process]) -> None:
+async def test_timeout_kills_ffmpeg(spawned: Spawned) -> None:
     started = time.monotonic()
     with pytest.raises(FFmpegTimeout) as err:
         await FFmpeg().run(_endless(), timeout_s=0.5)
@@ -190,10 +208,9 @@ async def test_timeout_kills_ffmpeg(spawned: list[asyncio.subprocess.Process]) -
     assert spawned[0].returncode is not None  # killed and reaped
 
 
-async def test_cancellation_kills_ffmpeg(spawned: list[asyncio.subprocess.Process]) -> None:
+async def test_cancellation_kills_ffmpeg(spawned: Spawned) -> None:
     task = asyncio.create_task(FFmpeg().run(_endless(), timeout_s=60))
-    while not spawned:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(spawned.started.wait(), 10)
     await asyncio.sleep(0.3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -217,6 +234,7 @@ async def test_error_message_keeps_only_the_tail() -> None:
 
 async def test_temp_workdir_removed_on_error_and_cancel() -> None:
     seen: list[Path] = []
+    entered = asyncio.Event()
     with pytest.raises(RuntimeError):
         async with temp_workdir() as d:
             (d / "f.bin").write_bytes(b"x")
@@ -228,11 +246,11 @@ async def test_temp_workdir_removed_on_error_and_cancel() -> None:
         async with temp_workdir() as d:
             (d / "sub").mkdir()
             seen.append(d)
+            entered.set()
             await asyncio.sleep(60)
 
     task = asyncio.create_task(hang())
-    while len(seen) < 2:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(entered.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

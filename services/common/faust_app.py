@@ -1,0 +1,136 @@
+"""Faust app factory and the thin agent every stage uses.
+
+The agent only turns Faust records into ``RawMessage`` and hands them to a
+``StageRunner``; all stage logic lives in the service's handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import faust
+
+from schemas import Topic
+from services.common.codec import RawMessage
+from services.common.settings import Settings
+from services.common.stage import StageRunner
+
+log = logging.getLogger(__name__)
+
+RunnerFactory = Callable[[], AbstractAsyncContextManager[StageRunner]]
+
+
+def create_app(
+    service: str, settings: Settings, *, web_port: int | None = None, **overrides: Any
+) -> faust.App:
+    conf: dict[str, Any] = {
+        "broker": [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
+        "store": "memory://",
+        "processing_guarantee": "at_least_once",
+        # Topics come from the registry and are created by ensure_topics before start:
+        # nothing may be auto-declared under a misspelt name.
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "autodiscover": False,
+        "web_enabled": web_port is not None,
+        "web_host": "127.0.0.1",
+        "web_port": web_port or 6066,
+        "stream_wait_empty": False,
+        "broker_commit_every": 100,
+        "broker_commit_interval": 1.0,
+        "producer_max_request_size": max(settings.max_message_bytes * 2, 1024 * 1024),
+    }
+    conf.update(overrides)
+    # The prefix keeps consumer groups of isolated environments (and tests) apart.
+    return faust.App(f"{settings.topic_prefix}tapedeck-{service}", **conf)
+
+
+def raw_topic(app: faust.App, topic: Topic, settings: Settings) -> Any:
+    return app.topic(
+        topic.full_name(settings.topic_prefix),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+class _Shared:
+    """One runner per process, opened by the first agent instance and shared by all."""
+
+    def __init__(self, factory: RunnerFactory) -> None:
+        self._factory = factory
+        self._lock = asyncio.Lock()
+        self._cm: AbstractAsyncContextManager[StageRunner] | None = None
+        self._runner: StageRunner | None = None
+        self._users = 0
+
+    async def acquire(self) -> StageRunner:
+        async with self._lock:
+            if self._runner is None:
+                self._cm = self._factory()
+                self._runner = await self._cm.__aenter__()
+            self._users += 1
+            return self._runner
+
+    async def release(self) -> None:
+        async with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._cm is not None:
+                cm, self._cm, self._runner = self._cm, None, None
+                await cm.__aexit__(None, None, None)
+
+
+def bind_stage(
+    app: faust.App,
+    topic: Topic,
+    settings: Settings,
+    factory: RunnerFactory,
+    *,
+    concurrency: int = 1,
+    on_outcome: Callable[[RawMessage, Any], Awaitable[None]] | None = None,
+) -> Any:
+    """Declare the stage's agent on ``topic``; ``factory`` opens the runner and its adapters."""
+    shared = _Shared(factory)
+
+    async def agent(stream: Any) -> AsyncIterator[Any]:
+        runner = await shared.acquire()
+        try:
+            async for record in stream.events():
+                m = record.message
+                msg = RawMessage(
+                    topic=m.topic,
+                    value=m.value,
+                    key=m.key,
+                    headers=tuple((k, v) for k, v in (m.headers or ())),
+                    partition=m.partition,
+                    offset=m.offset,
+                )
+                outcome = await runner.process(msg)
+                if on_outcome is not None:
+                    await on_outcome(msg, outcome)
+                yield outcome
+        finally:
+            await shared.release()
+
+    agent.__name__ = f"{topic.name.replace('.', '_')}_agent"
+    return app.agent(raw_topic(app, topic, settings), name=agent.__name__, concurrency=concurrency)(
+        agent
+    )
+
+
+def run_worker(
+    app: faust.App, settings: Settings, prepare: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """Create topics (and any other start-up preparation), then run the worker until stopped."""
+    logging.basicConfig(level=settings.log_level)
+    asyncio.run(prepare())
+    # asyncio.run closed its loop; Faust's worker takes the current one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,129 @@
+"""Job store: a ``jobs`` document per job and a ``job_stages`` document per (job, stage).
+
+Each stage writes only its own document, so two stages finishing at the same moment can
+never overwrite each other, even on servers that update by read-then-write. A stage's
+status only moves forward; every update is a conditional partial ``$set``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.common.mongo import Doc
+
+JOBS = "jobs"
+STAGES = "job_stages"
+
+
+class StageStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+RANK = {
+    StageStatus.PENDING: 0,
+    StageStatus.RUNNING: 1,
+    StageStatus.COMPLETED: 2,
+    StageStatus.FAILED: 2,
+    StageStatus.CANCELLED: 2,
+}
+TERMINAL = frozenset(s for s, r in RANK.items() if r == 2)
+
+
+def can_move(current: StageStatus | None, target: StageStatus) -> bool:
+    """Forward only: a late or duplicate event can never move a stage back or sideways."""
+    if current is None:
+        return True
+    return RANK[target] > RANK[current]
+
+
+def predecessors(target: StageStatus) -> list[str]:
+    return [s.value for s in StageStatus if RANK[s] < RANK[target]]
+
+
+class JobStore:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._jobs = db[JOBS]
+        self._stages = db[STAGES]
+
+    async def ensure_indexes(self) -> None:
+        await self._jobs.create_index([("tenant_id", ASCENDING), ("created_at", ASCENDING)])
+        await self._stages.create_index([("job_id", ASCENDING), ("stage", ASCENDING)], unique=True)
+        await self._stages.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
+
+    async def create_job(
+        self, job_id: str, tenant_id: str, kind: str, fields: Mapping[str, Any]
+    ) -> bool:
+        """Insert the job once; False when it already exists (a resubmitted job)."""
+        now = datetime.now(UTC)
+        doc = {
+            "_id": job_id,
+            "job_id": job_id,
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "created_at": now,
+            **fields,
+        }
+        try:
+            await self._jobs.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def transition(
+        self, job_id: str, stage: str, target: StageStatus, fields: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Move (job, stage) to ``target`` if that is forward; returns whether it moved."""
+        now = datetime.now(UTC)
+        key = f"{job_id}:{stage}"
+        update = {"$set": {"status": target.value, "updated_at": now, **(fields or {})}}
+        allowed = {"_id": key, "status": {"$in": predecessors(target)}}
+        if (await self._stages.update_one(allowed, update)).matched_count:
+            return True
+        try:
+            # Not there yet, or there with a status that may not move to target: only the
+            # first case inserts; the second collides on _id.
+            await self._stages.insert_one(
+                {
+                    "_id": key,
+                    "job_id": job_id,
+                    "stage": stage,
+                    "status": target.value,
+                    "created_at": now,
+                    "updated_at": now,
+                    **(fields or {}),
+                }
+            )
+        except DuplicateKeyError:
+            # Another writer created it between our two calls: one more conditional try.
+            return bool((await self._stages.update_one(allowed, update)).matched_count)
+        return True
+
+    async def record_progress(self, job_id: str, stage: str, fields: Mapping[str, Any]) -> bool:
+        """Partial update of a non-terminal stage (progress, per-scene results)."""
+        result = await self._stages.update_one(
+            {"_id": f"{job_id}:{stage}", "status": {"$nin": sorted(TERMINAL)}},
+            {"$set": {**fields, "updated_at": datetime.now(UTC)}},
+        )
+        return bool(result.matched_count)
+
+    async def stage(self, job_id: str, stage: str) -> Doc | None:
+        return await self._stages.find_one({"_id": f"{job_id}:{stage}"})
+
+    async def job(self, job_id: str) -> Doc | None:
+        """The job with every stage's document under ``stages``."""
+        job = await self._jobs.find_one({"_id": job_id})
+        stages = {d["stage"]: d async for d in self._stages.find({"job_id": job_id})}
+        if job is None and not stages:
+            return None
+        return {**(job or {"_id": job_id, "job_id": job_id}), "stages": stages}

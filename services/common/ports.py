@@ -1,0 +1,25 @@
+"""Ports the stage runner and handlers depend on; adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from schemas import Event
+from services.common.codec import RawMessage
+
+
+class Emitter(Protocol):
+    async def emit(self, events: Sequence[Event]) -> None:
+        """Publish events to their registry topics and wait until the broker has them."""
+
+
+class DeadLetters(Protocol):
+    async def dead_letter(self, msg: RawMessage, headers: list[tuple[str, bytes]]) -> None:
+        """Copy ``msg`` unchanged to its topic's DLQ with ``headers``."""
+
+
+class Ledger(Protocol):
+    async def seen(self, stage: str, event_id: str) -> bool: ...
+
+    async def record(self, stage: str, event_id: str, emitted: Sequence[str]) -> None: ...

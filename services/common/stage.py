@@ -1,0 +1,120 @@
+"""The stage runner: decode -> idempotency check -> handler -> emit -> record.
+
+Every service's agent hands each raw record to ``StageRunner.process``. What can go
+wrong has exactly one outcome each:
+
+* unreadable message -> original bytes to ``<topic>.dlq`` with the reason; move on;
+* already processed (redelivery after a rebalance or crash) -> skipped, no side effects;
+* transient error -> retried with backoff, then the stage's ``*.failed`` event;
+* permanent error or a bug -> the stage's ``*.failed`` event at once.
+
+So no job is dropped silently: each accepted event ends in an output or a failure event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from schemas import ErrorInfo, Event
+from services.common.codec import Codec, DecodeError, RawMessage, dead_letter_headers
+from services.common.errors import PermanentError, TransientError
+from services.common.ports import DeadLetters, Emitter, Ledger
+from services.common.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event], Awaitable[Sequence[Event]]]
+FailureFactory = Callable[[Event, ErrorInfo], Event]
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass
+class StageRunner:
+    stage: str
+    codec: Codec
+    handler: Handler
+    on_failure: FailureFactory
+    emitter: Emitter
+    dead_letters: DeadLetters
+    ledger: Ledger
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rng: random.Random | None = None
+
+    async def process(self, msg: RawMessage) -> Outcome:
+        try:
+            event = self.codec.decode(msg)
+        except DecodeError as exc:
+            log.warning(
+                "%s: dead-lettering %s[%s]@%s: %s",
+                self.stage,
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                exc.reason,
+            )
+            headers = dead_letter_headers(
+                msg, error=exc.reason, stage=self.stage, exception=exc.cause or exc
+            )
+            await self.dead_letters.dead_letter(msg, headers)
+            return Outcome.DEAD_LETTER
+
+        event_id = str(event.event_id)
+        if await self.ledger.seen(self.stage, event_id):
+            log.info("%s: %s already processed; skipping redelivery", self.stage, event_id)
+            return Outcome.DUPLICATE
+
+        outputs, outcome = await self._run(event)
+        await self.emitter.emit(outputs)
+        # Recorded only after the outputs are on the broker: a crash in between means the
+        # event is handled again, which deterministic output keys make harmless.
+        await self.ledger.record(self.stage, event_id, [str(e.event_id) for e in outputs])
+        return outcome
+
+    async def _run(self, event: Event) -> tuple[Sequence[Event], Outcome]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self.handler(event), Outcome.DONE
+            except TransientError as exc:
+                if attempt >= self.retry.max_attempts:
+                    return self._fail(event, exc, "transient_exhausted", True, attempt)
+                delay = self.retry.delay(attempt, self.rng)
+                log.warning(
+                    "%s: transient error on %s (attempt %d/%d), retrying in %.2fs: %s",
+                    self.stage,
+                    event.event_id,
+                    attempt,
+                    self.retry.max_attempts,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+            except PermanentError as exc:
+                return self._fail(event, exc, exc.code, False, attempt)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A bug must not lose the job: it fails visibly, with the exception named.
+                log.exception("%s: unexpected error on %s", self.stage, event.event_id)
+                return self._fail(event, exc, "internal_error", False, attempt)
+
+    def _fail(
+        self, event: Event, exc: BaseException, code: str, retryable: bool, attempts: int
+    ) -> tuple[Sequence[Event], Outcome]:
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, PermanentError) and exc.message:
+            message = exc.message
+        error = ErrorInfo(code=code, message=message, retryable=retryable, attempts=attempts)
+        return [self.on_failure(event, error)], Outcome.FAILED

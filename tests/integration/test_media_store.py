@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from services.common.errors import PermanentError, TransientError
+from services.common.keys import audio_key, clip_key, episode_key, render_key
+from services.common.media_store import MediaStore, ObjectNotFound
+from services.common.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[MediaStore]:
+    async with MediaStore.from_settings(settings) as media:
+        await media.ensure_bucket()
+        try:
+            yield media
+        finally:
+            await media.delete_prefix("")
+
+
+@pytest.fixture
+async def small_part_store(settings: Settings) -> AsyncIterator[MediaStore]:
+    small_parts = settings.model_copy(update={"s3_multipart_threshold": 5 * MiB})
+    async with MediaStore.from_settings(small_parts) as media:
+        await media.ensure_bucket()
+        try:
+            yield media
+        finally:
+            await media.delete_prefix("")
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(MiB), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+async def test_write_head_and_ranged_get(store: MediaStore, tmp_path: Path) -> None:
+    data = os.urandom(100_000)
+    src = tmp_path / "in.mp3"
+    src.write_bytes(data)
+    key = audio_key("job-1", "speech.mp3")
+
+    assert await store.upload_file(key, src) == len(data)
+    info = await store.head(key)
+    assert info is not None
+    assert info.key == key
+    assert info.size == len(data)
+    assert info.content_type == "audio/mpeg"
+    assert info.etag == hashlib.md5(data).hexdigest()
+    assert info.last_modified is not None
+    assert await store.exists(key)
+
+    assert await store.get_range(key, 0, 0) == data[:1]
+    assert await store.get_range(key, 1000, 1999) == data[1000:2000]
+    assert await store.get_range(key, 99_990, 200_000) == data[99_990:]
+    chunks = [c async for c in store.iter_bytes(key, start=50_000, chunk_size=7_000)]
+    assert b"".join(chunks) == data[50_000:]
+
+    out = tmp_path / "out.mp3"
+    assert await store.download_file(key, out) == len(data)
+    assert out.read_bytes() == data
+    assert _names(tmp_path) == ["in.mp3", "out.mp3"]  # no temporary leftovers
+
+    await store.delete(key)
+    assert await store.head(key) is None
+    await store.delete(key)  # idempotent
+
+
+async def test_key_prefix_is_applied(store: MediaStore, settings: Settings) -> None:
+    key = episode_key("ep1", "meta.json")
+    assert store.full_key(key) == f"{settings.s3_key_prefix}{key}"
+    await store.upload_stream(key, _chunks([b'{"a": 1}']))
+    raw = await store.client.head_object(Bucket=settings.s3_bucket, Key=store.full_key(key))
+    assert raw["ContentLength"] == 8
+    assert raw["ContentType"] == "application/json"
+
+
+async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def test_presigned_get_with_httpx(store: MediaStore) -> None:
+    data = os.urandom(64 * 1024)
+    key = clip_key("ep7", 0, 1500, "mp3")
+    await store.upload_stream(key, _chunks([data[:1000], data[1000:]]), content_type="audio/mpeg")
+
+    url = await store.presign_get(key, 60)
+    assert urlsplit(url).path.endswith(store.full_key(key))
+    async with httpx.AsyncClient(timeout=10) as http:
+        full = await http.get(url)
+        assert full.status_code == 200
+        assert full.content == data
+        assert full.headers["content-type"] == "audio/mpeg"
+
+        ranged = await http.get(url, headers={"Range": "bytes=100-199"})
+        assert ranged.status_code == 206
+        assert ranged.content == data[100:200]
+        assert ranged.headers["content-range"] == f"bytes 100-199/{len(data)}"
+
+        tampered = await http.get(url.replace("X-Amz-Expires=60", "X-Amz-Expires=61"))
+        assert tampered.status_code == 403
+
+
+async def test_presign_expiry_is_validated(store: MediaStore, settings: Settings) -> None:
+    key = audio_key("job", "a.mp3")
+    assert await store.presign_get(key, settings.s3_presign_max_s)
+    assert await store.presign_get(key, 1)
+    for bad in (0, -5, settings.s3_presign_max_s + 1):
+        with pytest.raises(ValueError):
+            await store.presign_get(key, bad)
+
+
+async def test_multipart_upload_file_round_trips(
+    small_part_store: MediaStore, tmp_path: Path
+) -> None:
+    store = small_part_store
+    src = tmp_path / "big.wav"
+    with src.open("wb") as fh:
+        for _ in range(12):
+            fh.write(os.urandom(MiB))
+    key = audio_key("job-big", "big.wav")
+
+    assert await store.upload_file(key, src) == 12 * MiB
+    info = await store.head(key)
+    assert info is not None
+    assert info.size == 12 * MiB
+    assert info.etag is not None and info.etag.endswith("-3")  # 5 + 5 + 2 MiB parts
+    assert info.content_type == "audio/wav"
+
+    out = tmp_path / "back.wav"
+    assert await store.download_file(key, out) == 12 * MiB
+    assert _sha256_file(out) == _sha256_file(src)
+    with src.open("rb") as fh:
+        fh.seek(5 * MiB - 10)
+        expected = fh.read(20)
+    assert await store.get_range(key, 5 * MiB - 10, 5 * MiB + 9) == expected
+
+
+async def test_multipart_upload_stream_round_trips(small_part_store: MediaStore) -> None:
+    store = small_part_store
+    digest = hashlib.sha256()
+    sizes = [3 * MiB + 17, 4 * MiB, 1, 2 * MiB, 3 * MiB - 18]  # 12 MiB in odd chunks
+
+    async def produce() -> AsyncIterator[bytes]:
+        for size in sizes:
+            chunk = os.urandom(size)
+            digest.update(chunk)
+            yield chunk
+
+    key = render_key("job-stream", "mix.mp3")
+    assert await store.upload_stream(key, produce()) == 12 * MiB
+    info = await store.head(key)
+    assert info is not None and info.size == 12 * MiB
+    assert info.etag is not None and info.etag.endswith("-3")
+
+    back = hashlib.sha256()
+    async for chunk in store.iter_bytes(key):
+        back.update(chunk)
+    assert back.hexdigest() == digest.hexdigest()
+
+
+async def test_failed_multipart_is_aborted(small_part_store: MediaStore) -> None:
+    store = small_part_store
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield os.urandom(6 * MiB)
+        yield os.urandom(MiB)
+        raise RuntimeError("producer died")
+
+    key = audio_key("job-broken", "x.mp3")
+    with pytest.raises(RuntimeError, match="producer died"):
+        await store.upload_stream(key, broken())
+    assert await store.head(key) is None
+    uploads = await store.client.list_multipart_uploads(
+        Bucket=store.bucket, Prefix=store.full_key(key)
+    )
+    assert uploads.get("Uploads", []) == []
+
+
+async def test_missing_objects(store: MediaStore, tmp_path: Path) -> None:
+    key = audio_key("nope", "missing.mp3")
+    assert await store.head(key) is None
+    assert not await store.exists(key)
+    with pytest.raises(ObjectNotFound) as err:
+        await store.get_range(key, 0, 10)
+    assert err.value.code == "not_found"
+    assert isinstance(err.value, PermanentError)
+    with pytest.raises(ObjectNotFound):
+        await store.download_file(key, tmp_path / "missing.mp3")
+    assert _names(tmp_path) == []
+    with pytest.raises(ObjectNotFound):
+        _ = [c async for c in store.iter_bytes(key)]
+
+
+async def test_delete_prefix(store: MediaStore) -> None:
+    for i in range(5):
+        await store.upload_stream(audio_key("job-del", f"{i}.mp3"), _chunks([b"x" * i]))
+    await store.upload_stream(audio_key("job-keep", "0.mp3"), _chunks([b"y"]))
+    assert await store.delete_prefix("audio/job-del/") == 5
+    assert not await store.exists(audio_key("job-del", "0.mp3"))
+    assert await store.exists(audio_key("job-keep", "0.mp3"))
+    with pytest.raises(ValueError):
+        await store.delete_prefix("../")
+
+
+async def test_unreachable_endpoint_is_transient() -> None:
+    media = MediaStore(
+        bucket="tapedeck",
+        key_prefix="test-unreachable/",
+        endpoint_url="http://127.0.0.1:9",
+        access_key="x",
+        secret_key="y",
+        connect_timeout_s=1,
+        max_attempts=1,
+    )
+    async with media:
+        with pytest.raises(TransientError):
+            await media.head(audio_key("job", "a.mp3"))
