@@ -434,6 +434,9 @@ class FFmpeg:
             self.argv(stream_or_argv), self.timeout_s if timeout_s is None else timeout_s
         )
 
+    async def packet_index(self, path: str | os.PathLike[str], step_ms: int = 1000) -> PacketIndex:
+        return await packet_index(path, self.ffprobe_bin, self.timeout_s, step_ms)
+
     async def probe(
         self, path_or_url: str | os.PathLike[str], *, timeout_s: float | None = None
     ) -> ProbeResult:
@@ -445,3 +448,69 @@ class FFmpeg:
         self, prefix: str = "tapedeck-"
     ) -> contextlib.AbstractAsyncContextManager[Path]:
         return temp_workdir(prefix)
+
+
+# -- seek index -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PacketIndex:
+    times_ms: list[int]
+    offsets: list[int]
+    end_ms: int  # end of the last packet: the exact duration, even for VBR without a TOC
+
+
+async def packet_index(
+    path: str | os.PathLike[str], ffprobe_bin: str, timeout_s: float, step_ms: int = 1000
+) -> PacketIndex:
+    """Read every audio packet's time and byte offset, keeping about one per ``step_ms``.
+
+    Streams ffprobe's output line by line: a 3-hour MP3 has ~400k frames, more than
+    is worth holding in memory at once.
+    """
+    argv = [
+        ffprobe_bin,
+        "-v",
+        "error",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "packet=pts_time,duration_time,pos",
+        "-of",
+        "csv=p=0",
+        media_path(path),
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stderr_task = asyncio.create_task(_read_bounded(proc.stderr, STDERR_LIMIT))
+    times: list[int] = []
+    offsets: list[int] = []
+    end_ms = 0
+    next_at = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            assert proc.stdout is not None
+            async for line in proc.stdout:
+                parts = line.decode().strip().split(",")
+                if len(parts) < 3 or "N/A" in (parts[0], parts[2]):
+                    continue
+                t = round(float(parts[0]) * 1000)
+                d = 0 if parts[1] == "N/A" else round(float(parts[1]) * 1000)
+                end_ms = max(end_ms, t + d)
+                if t >= next_at:
+                    times.append(t)
+                    offsets.append(int(parts[2]))
+                    next_at = t + step_ms
+            returncode = await proc.wait()
+    except BaseException:
+        await asyncio.shield(_kill(proc))
+        stderr_task.cancel()
+        raise
+    stderr = (await stderr_task).decode("utf-8", "replace")
+    if returncode != 0 or not times:
+        raise NotMediaError(f"ffprobe found no audio packets:\n{_tail_lines(stderr, 10)}")
+    return PacketIndex(times, offsets, end_ms)

@@ -8,7 +8,7 @@ status only moves forward; every update is a conditional partial ``$set``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from schemas import Event
 from services.common.mongo import Doc
 
 JOBS = "jobs"
@@ -127,3 +128,31 @@ class JobStore:
         if job is None and not stages:
             return None
         return {**(job or {"_id": job_id, "job_id": job_id}), "stages": stages}
+
+
+def subject_id(event: Event) -> str:
+    """The job or request an event is about: the key its stage documents hang off."""
+    return str(getattr(event, "job_id", None) or event.request_id)
+
+
+class JobStatusRecorder:
+    """StatusRecorder on the job store: RUNNING when a stage starts on an event, then
+    COMPLETED or FAILED with the emitted event, so status reads need no Kafka."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+
+    async def started(self, stage: str, event: Event) -> None:
+        await self._store.transition(
+            subject_id(event),
+            stage,
+            StageStatus.RUNNING,
+            {"tenant_id": event.tenant_id, "correlation_id": event.correlation_id},
+        )
+
+    async def finished(
+        self, stage: str, event: Event, outputs: Sequence[Event], failed: bool
+    ) -> None:
+        target = StageStatus.FAILED if failed else StageStatus.COMPLETED
+        result = outputs[0].model_dump(mode="json") if outputs else None
+        await self._store.transition(subject_id(event), stage, target, {"result": result})

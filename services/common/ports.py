@@ -23,3 +23,13 @@ class Ledger(Protocol):
     async def seen(self, stage: str, event_id: str) -> bool: ...
 
     async def record(self, stage: str, event_id: str, emitted: Sequence[str]) -> None: ...
+
+
+class StatusRecorder(Protocol):
+    """Where a stage records the status of the job or request it works on."""
+
+    async def started(self, stage: str, event: Event) -> None: ...
+
+    async def finished(
+        self, stage: str, event: Event, outputs: Sequence[Event], failed: bool
+    ) -> None: ...

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     retry_max_delay_s: float = Field(10.0, alias="RETRY_MAX_DELAY_S", ge=0)
     max_message_bytes: int = Field(1024 * 1024, alias="MAX_MESSAGE_BYTES", ge=1024)
 
+    # Clips: shared by the clipper and the submitter's cache-hit path so both agree.
+    clip_max_duration_ms: int = Field(10 * 60 * 1000, alias="CLIP_MAX_DURATION_MS", ge=1)
+    clip_url_expiry_s: int = Field(24 * 3600, alias="CLIP_URL_EXPIRY_S", ge=1)
+
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
 

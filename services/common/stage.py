@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from schemas import ErrorInfo, Event
 from services.common.codec import Codec, DecodeError, RawMessage, dead_letter_headers
 from services.common.errors import PermanentError, TransientError
-from services.common.ports import DeadLetters, Emitter, Ledger
+from services.common.ports import DeadLetters, Emitter, Ledger, StatusRecorder
 from services.common.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class StageRunner:
     dead_letters: DeadLetters
     ledger: Ledger
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    status: StatusRecorder | None = None
     rng: random.Random | None = None
 
     async def process(self, msg: RawMessage) -> Outcome:
@@ -74,8 +75,12 @@ class StageRunner:
             log.info("%s: %s already processed; skipping redelivery", self.stage, event_id)
             return Outcome.DUPLICATE
 
+        if self.status is not None:
+            await self.status.started(self.stage, event)
         outputs, outcome = await self._run(event)
         await self.emitter.emit(outputs)
+        if self.status is not None:
+            await self.status.finished(self.stage, event, outputs, outcome is Outcome.FAILED)
         # Recorded only after the outputs are on the broker: a crash in between means the
         # event is handled again, which deterministic output keys make harmless.
         await self.ledger.record(self.stage, event_id, [str(e.event_id) for e in outputs])

@@ -1,0 +1,137 @@
+"""Episodes: source audio registered once, with the metadata clips are planned from.
+
+Registration probes the source once (codec, duration, bit rate, ...) and, for MP3, builds
+a seek index of (time, byte offset) pairs from the real frame positions. Clips then read
+only the byte range they need, exactly, even on VBR files where a bitrate-based seek
+guesses wrong; nothing ever probes the whole source again.
+"""
+
+from __future__ import annotations
+
+import bisect
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.common.errors import PermanentError
+from services.common.mongo import Doc
+
+EPISODES = "episodes"
+SEEK_INDEX = "episode_seek_index"
+# Frame-based formats whose bytes can be cut anywhere on a frame and still decode.
+INDEXED_CODECS = frozenset({"mp3"})
+
+
+class EpisodeExists(PermanentError):
+    code = "episode_exists"
+
+
+class Episode(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    episode_id: str
+    tenant_id: str
+    s3_key: str
+    duration_ms: int = Field(ge=0)
+    format_name: str
+    codec: str
+    sample_rate: int | None = None
+    channels: int | None = None
+    bit_rate: int | None = None
+    size_bytes: int = Field(ge=0)
+    seek_indexed: bool = False
+    registered_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class SeekIndex(BaseModel):
+    """Frame start times and their byte offsets, sampled about every ``step_ms``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    times_ms: list[int]
+    offsets: list[int]
+    size_bytes: int
+
+    def window(self, start_ms: int, end_ms: int, preroll_ms: int = 500) -> tuple[int, int, int]:
+        """(time of the first byte, first byte, last byte inclusive) that cover
+        ``[start_ms - preroll_ms, end_ms]``; the pre-roll lets an MP3 decoder fill its
+        bit reservoir before the first wanted frame."""
+        i = max(bisect.bisect_right(self.times_ms, max(0, start_ms - preroll_ms)) - 1, 0)
+        j = bisect.bisect_left(self.times_ms, end_ms)
+        # One more sample past the end so the last wanted frame is whole.
+        last = self.offsets[j + 1] - 1 if j + 1 < len(self.offsets) else self.size_bytes - 1
+        return self.times_ms[i], self.offsets[i], last
+
+
+class EpisodeRepo(Protocol):
+    async def get(self, episode_id: str) -> Episode | None: ...
+
+    async def seek_index(self, episode_id: str) -> SeekIndex | None: ...
+
+
+class EpisodeStore:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._episodes = db[EPISODES]
+        self._index = db[SEEK_INDEX]
+
+    async def ensure_indexes(self) -> None:
+        await self._episodes.create_index([("tenant_id", 1), ("registered_at", -1)])
+
+    async def get(self, episode_id: str) -> Episode | None:
+        doc = await self._episodes.find_one({"_id": episode_id})
+        return Episode.model_validate(doc) if doc else None
+
+    async def seek_index(self, episode_id: str) -> SeekIndex | None:
+        doc = await self._index.find_one({"_id": episode_id})
+        return SeekIndex.model_validate(doc) if doc else None
+
+    async def insert(self, episode: Episode, index: SeekIndex | None) -> None:
+        """Written once: a second registration of the same id is refused."""
+        if index is not None:
+            await self._index.replace_one(
+                {"_id": episode.episode_id}, index.model_dump(), upsert=True
+            )
+        try:
+            await self._episodes.insert_one({"_id": episode.episode_id, **episode.model_dump()})
+        except DuplicateKeyError:
+            raise EpisodeExists(f"episode {episode.episode_id!r} is already registered") from None
+
+    async def list(self, tenant_id: str, limit: int = 100) -> list[Episode]:
+        cursor = self._episodes.find({"tenant_id": tenant_id}).sort("registered_at", -1)
+        return [Episode.model_validate(d) async for d in cursor.limit(limit)]
+
+
+def episode_from_probe(
+    *,
+    episode_id: str,
+    tenant_id: str,
+    s3_key: str,
+    probe: Any,
+    size_bytes: int,
+    index: SeekIndex | None,
+    duration_ms: int | None,
+) -> Episode:
+    return Episode(
+        episode_id=episode_id,
+        tenant_id=tenant_id,
+        s3_key=s3_key,
+        duration_ms=duration_ms if duration_ms is not None else (probe.duration_ms or 0),
+        format_name=probe.format_name,
+        codec=probe.codec,
+        sample_rate=probe.sample_rate,
+        channels=probe.channels,
+        bit_rate=probe.bit_rate,
+        size_bytes=size_bytes,
+        seek_indexed=index is not None,
+    )
+
+
+def source_extension(path: Path, format_name: str) -> str:
+    for ext in ("mp3", "m4a", "wav", "aac", "ogg"):
+        if path.suffix.lower() == f".{ext}" or format_name.split(",")[0] == ext:
+            return ext
+    return "m4a" if "mp4" in format_name or "m4a" in format_name else "bin"
