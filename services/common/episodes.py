@@ -44,6 +44,9 @@ class Episode(BaseModel):
     bit_rate: int | None = None
     size_bytes: int = Field(ge=0)
     seek_indexed: bool = False
+    # Samples a gapless decoder drops at the start (MP3 LAME tag: encoder + decoder delay):
+    # the offset between packet times and what a listener hears.
+    start_skip_samples: int = 0
     registered_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -52,11 +55,13 @@ class SeekIndex(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    times_ms: list[int]
+    times_ms: list[float]
     offsets: list[int]
     size_bytes: int
 
-    def window(self, start_ms: int, end_ms: int, preroll_ms: int = 500) -> tuple[int, int, int]:
+    def window(
+        self, start_ms: float, end_ms: float, preroll_ms: int = 500
+    ) -> tuple[float, int, int]:
         """(time of the first byte, first byte, last byte inclusive) that cover
         ``[start_ms - preroll_ms, end_ms]``; the pre-roll lets an MP3 decoder fill its
         bit reservoir before the first wanted frame."""
@@ -114,6 +119,7 @@ def episode_from_probe(
     size_bytes: int,
     index: SeekIndex | None,
     duration_ms: int | None,
+    skip_samples: int = 0,
 ) -> Episode:
     return Episode(
         episode_id=episode_id,
@@ -127,6 +133,7 @@ def episode_from_probe(
         bit_rate=probe.bit_rate,
         size_bytes=size_bytes,
         seek_indexed=index is not None,
+        start_skip_samples=skip_samples,
     )
 
 

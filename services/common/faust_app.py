@@ -125,7 +125,7 @@ def bind_stage(
 
 
 def run_worker(
-    app: faust.App, settings: Settings, prepare: Callable[[], Coroutine[Any, Any, None]]
+    app: faust.App, settings: Settings, prepare: Callable[[], Coroutine[Any, Any, object]]
 ) -> None:
     """Create topics (and any other start-up preparation), then run the worker until stopped."""
     logging.basicConfig(level=settings.log_level)

@@ -455,31 +455,28 @@ class FFmpeg:
 
 @dataclass(frozen=True, slots=True)
 class PacketIndex:
-    times_ms: list[int]
+    times_ms: list[float]  # whole ms when sampled; exact (to the µs) with step_ms=0
     offsets: list[int]
-    end_ms: int  # end of the last packet: the exact duration, even for VBR without a TOC
+    end_ms: float  # end of the last packet: exact even for VBR without a TOC
+    # Gapless info (LAME tag): samples a decoder drops at the start and at the end.
+    skip_samples: int = 0
+    discard_samples: int = 0
 
 
 async def packet_index(
     path: str | os.PathLike[str], ffprobe_bin: str, timeout_s: float, step_ms: int = 1000
 ) -> PacketIndex:
-    """Read every audio packet's time and byte offset, keeping about one per ``step_ms``.
+    """Read every audio packet's time and byte offset, keeping about one per ``step_ms``
+    (every one with ``step_ms=0``).
 
     Streams ffprobe's output line by line: a 3-hour MP3 has ~400k frames, more than
     is worth holding in memory at once.
     """
     argv = [
-        ffprobe_bin,
-        "-v",
-        "error",
-        "-select_streams",
-        "a:0",
-        "-show_entries",
-        "packet=pts_time,duration_time,pos",
-        "-of",
-        "csv=p=0",
-        media_path(path),
-    ]
+        ffprobe_bin, "-v", "error", "-select_streams", "a:0",
+        "-show_entries", "packet=pts_time,duration_time,pos:packet_side_data",
+        "-of", "csv=p=0", media_path(path),
+    ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
@@ -487,10 +484,11 @@ async def packet_index(
         stderr=asyncio.subprocess.PIPE,
     )
     stderr_task = asyncio.create_task(_read_bounded(proc.stderr, STDERR_LIMIT))
-    times: list[int] = []
+    times: list[float] = []
     offsets: list[int] = []
-    end_ms = 0
-    next_at = 0
+    end_ms = 0.0
+    next_at = 0.0
+    skip = discard = 0
     try:
         async with asyncio.timeout(timeout_s):
             assert proc.stdout is not None
@@ -498,11 +496,15 @@ async def packet_index(
                 parts = line.decode().strip().split(",")
                 if len(parts) < 3 or "N/A" in (parts[0], parts[2]):
                     continue
-                t = round(float(parts[0]) * 1000)
-                d = 0 if parts[1] == "N/A" else round(float(parts[1]) * 1000)
+                t = float(parts[0]) * 1000
+                d = 0.0 if parts[1] == "N/A" else float(parts[1]) * 1000
                 end_ms = max(end_ms, t + d)
+                if len(parts) >= 6 and parts[3] == "Skip Samples":
+                    if not times:
+                        skip = int(parts[4])
+                    discard = int(parts[5])
                 if t >= next_at:
-                    times.append(t)
+                    times.append(round(t, 3) if step_ms == 0 else float(round(t)))
                     offsets.append(int(parts[2]))
                     next_at = t + step_ms
             returncode = await proc.wait()
@@ -513,4 +515,4 @@ async def packet_index(
     stderr = (await stderr_task).decode("utf-8", "replace")
     if returncode != 0 or not times:
         raise NotMediaError(f"ffprobe found no audio packets:\n{_tail_lines(stderr, 10)}")
-    return PacketIndex(times, offsets, end_ms)
+    return PacketIndex(times, offsets, end_ms, skip, discard)

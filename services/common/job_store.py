@@ -132,7 +132,7 @@ class JobStore:
 
 def subject_id(event: Event) -> str:
     """The job or request an event is about: the key its stage documents hang off."""
-    return str(getattr(event, "job_id", None) or event.request_id)
+    return str(getattr(event, "job_id", None) or getattr(event, "request_id", ""))
 
 
 class JobStatusRecorder:

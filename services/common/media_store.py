@@ -222,6 +222,7 @@ class MediaStore:
             response_checksum_validation="when_required",
         )
         self._client_cm: Any = None
+        self.bytes_read = 0
         self._client: Any = None
 
     @classmethod
@@ -429,6 +430,8 @@ class MediaStore:
                     chunk = await body.read(chunk_size)
                 if not chunk:
                     return
+                # Read volume is what a clip costs; the benchmark and metrics read it here.
+                self.bytes_read += len(chunk)
                 yield chunk
 
     async def get_range(self, key: str, start: int, end_inclusive: int) -> bytes:
@@ -443,8 +446,15 @@ class MediaStore:
                 out += chunk
         return bytes(out)
 
-    async def download_file(self, key: str, path: str | os.PathLike[str]) -> int:
-        """Stream an object to ``path`` and return its size.
+    async def download_file(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        start: int | None = None,
+        end: int | None = None,
+    ) -> int:
+        """Stream an object (or its inclusive byte range ``start..end``) to ``path`` and
+        return the number of bytes written.
 
         Written to a temporary name next to ``path`` and renamed once complete.
         """
@@ -454,7 +464,7 @@ class MediaStore:
         fh = await asyncio.to_thread(open, tmp, "wb")
         try:
             try:
-                async with contextlib.aclosing(self.iter_bytes(key)) as it:
+                async with contextlib.aclosing(self.iter_bytes(key, start, end)) as it:
                     async for chunk in it:
                         await asyncio.to_thread(fh.write, chunk)
                         size += len(chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.episodes import (
@@ -18,20 +19,36 @@ from services.common.keys import episode_key, validate_part
 from services.common.media_store import MediaStore, ObjectNotFound
 
 
-async def _analyse(path: Path, ffmpeg: FFmpeg) -> tuple[ProbeResult, SeekIndex | None, int | None]:
+@dataclass(frozen=True)
+class Analysis:
+    probe: ProbeResult
+    index: SeekIndex | None
+    duration_ms: int | None
+    skip_samples: int
+
+
+async def _analyse(path: Path, ffmpeg: FFmpeg) -> Analysis:
     probe = await ffmpeg.probe(path)
     if probe.has_video:
         raise NotMediaError("the file has a video stream; episodes are audio only")
-    index: SeekIndex | None = None
-    duration_ms = probe.duration_ms
-    if probe.codec in INDEXED_CODECS and probe.format_name.split(",")[0] == "mp3":
-        packets = await ffmpeg.packet_index(path)
-        index = SeekIndex(
-            times_ms=packets.times_ms, offsets=packets.offsets, size_bytes=probe.size_bytes or 0
-        )
-        # The packet scan is exact; a bitrate estimate on a VBR file without a TOC is not.
-        duration_ms = packets.end_ms
-    return probe, index, duration_ms
+    if not (probe.codec in INDEXED_CODECS and probe.format_name.split(",")[0] == "mp3"):
+        return Analysis(probe, None, probe.duration_ms, 0)
+    packets = await ffmpeg.packet_index(path)
+    index = SeekIndex(
+        times_ms=packets.times_ms, offsets=packets.offsets, size_bytes=probe.size_bytes or 0
+    )
+    # The packet scan is exact where a bitrate estimate on a VBR file is not; what a
+    # listener hears excludes the gapless padding at both ends.
+    rate = probe.sample_rate or 44100
+    padding_ms = (packets.skip_samples + packets.discard_samples) * 1000 / rate
+    return Analysis(probe, index, round(packets.end_ms - padding_ms), packets.skip_samples)
+
+
+def _episode(a: Analysis, *, episode_id: str, tenant_id: str, s3_key: str, size: int) -> Episode:
+    return episode_from_probe(
+        episode_id=episode_id, tenant_id=tenant_id, s3_key=s3_key, probe=a.probe,
+        size_bytes=size, index=a.index, duration_ms=a.duration_ms, skip_samples=a.skip_samples,
+    )  # fmt: skip
 
 
 async def register_file(
@@ -48,20 +65,12 @@ async def register_file(
     validate_part(episode_id)
     if await store.get(episode_id) is not None:
         raise EpisodeExists(f"episode {episode_id!r} is already registered")
-    probe, index, duration_ms = await _analyse(path, ffmpeg)
-    ext = source_extension(Path(filename or path.name), probe.format_name)
+    analysis = await _analyse(path, ffmpeg)
+    ext = source_extension(Path(filename or path.name), analysis.probe.format_name)
     key = episode_key(episode_id, f"source.{ext}")
     size = await media.upload_file(key, path)
-    episode = episode_from_probe(
-        episode_id=episode_id,
-        tenant_id=tenant_id,
-        s3_key=key,
-        probe=probe,
-        size_bytes=size,
-        index=index,
-        duration_ms=duration_ms,
-    )
-    await store.insert(episode, index)
+    episode = _episode(analysis, episode_id=episode_id, tenant_id=tenant_id, s3_key=key, size=size)
+    await store.insert(episode, analysis.index)
     return episode
 
 
@@ -84,15 +93,9 @@ async def register_s3_object(
     async with temp_workdir() as tmp:
         local = tmp / Path(s3_key).name
         await media.download_file(s3_key, local)
-        probe, index, duration_ms = await _analyse(local, ffmpeg)
-    episode = episode_from_probe(
-        episode_id=episode_id,
-        tenant_id=tenant_id,
-        s3_key=s3_key,
-        probe=probe,
-        size_bytes=info.size,
-        index=index,
-        duration_ms=duration_ms,
+        analysis = await _analyse(local, ffmpeg)
+    episode = _episode(
+        analysis, episode_id=episode_id, tenant_id=tenant_id, s3_key=s3_key, size=info.size
     )
-    await store.insert(episode, index)
+    await store.insert(episode, analysis.index)
     return episode

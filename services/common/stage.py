@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], Awaitable[Sequence[Event]]]
 FailureFactory = Callable[[Event, ErrorInfo], Event]
+# Answers an unreadable request whose sender can still be told (its envelope is intact),
+# so a waiting client hears "invalid" instead of a timeout. None when it cannot.
+InvalidAnswer = Callable[[RawMessage, DecodeError], Event | None]
 
 
 class Outcome(enum.Enum):
@@ -50,6 +53,7 @@ class StageRunner:
     ledger: Ledger
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     status: StatusRecorder | None = None
+    on_invalid: InvalidAnswer | None = None
     rng: random.Random | None = None
 
     async def process(self, msg: RawMessage) -> Outcome:
@@ -68,6 +72,9 @@ class StageRunner:
                 msg, error=exc.reason, stage=self.stage, exception=exc.cause or exc
             )
             await self.dead_letters.dead_letter(msg, headers)
+            answer = self.on_invalid(msg, exc) if self.on_invalid is not None else None
+            if answer is not None:
+                await self.emitter.emit([answer])
             return Outcome.DEAD_LETTER
 
         event_id = str(event.event_id)
