@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ class CountingCutter(FFmpegCutter):
     cuts = 0
 
     @asynccontextmanager
-    async def cut(self, episode: Episode, plan: ClipPlan) -> AsyncIterator:  # type: ignore[override]
+    async def cut(self, episode: Episode, plan: ClipPlan) -> AsyncIterator[Any]:
         type(self).cuts += 1
         self.last_bytes_read = None
         async with super().cut(episode, plan) as result:
@@ -65,7 +66,7 @@ class Env:
         )
 
     async def clip(
-        self, episode_id: str, start_ms: int, duration_ms: int, **kw: object
+        self, episode_id: str, start_ms: int, duration_ms: int, **kw: Any
     ) -> ClipReady:
         req = ClipRequested(
             request_id="r1",
@@ -75,7 +76,7 @@ class Env:
             start_ms=start_ms,
             duration_ms=duration_ms,
             **kw,
-        )  # type: ignore[arg-type]
+        )
         (out,) = await self.handler(req)
         assert isinstance(out, ClipReady)
         return out
@@ -107,7 +108,7 @@ async def fetch(url: str, path: Path) -> Path:
     async with httpx.AsyncClient() as client:
         resp = await client.get(url)
     assert resp.status_code == 200, resp.text
-    path.write_bytes(resp.content)
+    await asyncio.to_thread(path.write_bytes, resp.content)
     return path
 
 
