@@ -33,14 +33,37 @@ def make_episode(workdir: Path, paragraphs: int = 14) -> Path:
     text = "".join(PARAGRAPH.format(n=i + 1) for i in range(paragraphs))
     wav, mp3 = workdir / "episode.wav", workdir / "episode.mp3"
     subprocess.run(["espeak-ng", "-s", "165", "-w", str(wav), text], check=True)
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(wav), "-ac", "1",
-                    "-ar", "44100", "-c:a", "libmp3lame", "-q:a", "4", str(mp3)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-y",
+            "-i",
+            str(wav),
+            "-ac",
+            "1",
+            "-ar",
+            "44100",
+            "-c:a",
+            "libmp3lame",
+            "-q:a",
+            "4",
+            str(mp3),
+        ],
+        check=True,
+    )
     return mp3
 
 
 def api_key() -> str:
-    out = subprocess.run([str(ROOT / ".venv" / "bin" / "tapedeck"), "keys", "create", "--tenant",
-                          "demo", "--json"], check=True, capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "tapedeck"), "keys", "create", "--tenant", "demo", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return str(json.loads(out.stdout)["key"])
 
 
@@ -56,8 +79,10 @@ def main() -> int:
                 )
             resp.raise_for_status()
             ep = resp.json()
-            print(f"registered episode {ep['episode_id']}: {ep['duration_ms'] / 1000:.1f} s, "
-                  f"{ep['codec']} {ep['sample_rate']} Hz, {ep['size_bytes']} bytes")  # fmt: skip
+            print(
+                f"registered episode {ep['episode_id']}: {ep['duration_ms'] / 1000:.1f} s, "
+                f"{ep['codec']} {ep['sample_rate']} Hz, {ep['size_bytes']} bytes"
+            )
             start = min(60_000, ep["duration_ms"] // 2)
             params = {"start_time_ms": start, "duration_ms": 15_000}
             for attempt in ("first (miss)", "second (hit)"):
@@ -66,8 +91,11 @@ def main() -> int:
                 elapsed_ms = (time.perf_counter() - t0) * 1000
                 resp.raise_for_status()
                 body = resp.json()
-                print(f"{attempt}: HTTP {resp.status_code} in {elapsed_ms:.0f} ms, "
-                      f"cache_hit={body['cache_hit']}, generation_time_ms={body['generation_time_ms']}")  # fmt: skip
+                print(
+                    f"{attempt}: HTTP {resp.status_code} in {elapsed_ms:.0f} ms, "
+                    f"cache_hit={body['cache_hit']}, "
+                    f"generation_time_ms={body['generation_time_ms']}"
+                )
                 print(f"  clip_url: {body['clip_url']}")
             clip = httpx.get(body["clip_url"], timeout=30)
             clip.raise_for_status()

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import urllib.request
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import stack  # noqa: E402
+import stack
 
 API = f"http://{os.environ.get('API_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8080')}"
 PY = sys.executable
@@ -27,11 +27,16 @@ def _healthz() -> None:
             raise RuntimeError(f"healthz answered {resp.status}")
 
 
-def _service(name: str, module: str, probe: object) -> stack.Service:
+def _service(name: str, module: str, probe: Callable[[], None] | None = None) -> stack.Service:
     svc = stack.Service(
-        name=name, port=0, install=lambda: None, argv=lambda: [PY, "-m", module],
-        probe=probe, prepare=lambda: None,  # type: ignore[arg-type]
-    )  # fmt: skip
+        name=name,
+        port=0,
+        install=lambda: None,
+        argv=lambda: [PY, "-m", module],
+        probe=lambda: None,
+    )
+    # A worker without a port is healthy while its process runs.
+    svc.probe = probe or (lambda: _alive(svc))
     return svc
 
 
@@ -40,7 +45,7 @@ def _alive(svc: stack.Service) -> None:
         raise RuntimeError(f"{svc.name} is not running")
 
 
-CLIPPER = _service("clipper", "services.clipper", lambda: _alive(CLIPPER))
+CLIPPER = _service("clipper", "services.clipper")
 SUBMITTER = _service("submitter", "services.submitter", _healthz)
 SERVICES = [CLIPPER, SUBMITTER]
 
@@ -55,9 +60,13 @@ def start() -> None:
 
         with open(svc.logfile, "ab") as out:
             proc = subprocess.Popen(
-                svc.argv(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=stack.ROOT, start_new_session=True,
-            )  # fmt: skip
+                svc.argv(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=stack.ROOT,
+                start_new_session=True,
+            )
         svc.pidfile.write_text(str(proc.pid))
         stack.log(f"{svc.name}: started pid {proc.pid} (log {svc.logfile})")
     for svc in SERVICES:
