@@ -7,6 +7,7 @@ The agent only turns Faust records into ``RawMessage`` and hands them to a
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
@@ -27,9 +28,12 @@ RunnerFactory = Callable[[], AbstractAsyncContextManager[StageRunner]]
 def create_app(
     service: str, settings: Settings, *, web_port: int | None = None, **overrides: Any
 ) -> faust.App:
+    # The prefix keeps consumer groups of isolated environments (and tests) apart.
+    app_id = f"{settings.topic_prefix}tapedeck-{service}"
     conf: dict[str, Any] = {
         "broker": [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")],
         "store": "memory://",
+        "datadir": os.path.join(settings.faust_data_dir, app_id),
         "processing_guarantee": "at_least_once",
         # Topics come from the registry and are created by ensure_topics before start:
         # nothing may be auto-declared under a misspelt name.
@@ -46,8 +50,8 @@ def create_app(
         "producer_max_request_size": max(settings.max_message_bytes * 2, 1024 * 1024),
     }
     conf.update(overrides)
-    # The prefix keeps consumer groups of isolated environments (and tests) apart.
-    return faust.App(f"{settings.topic_prefix}tapedeck-{service}", **conf)
+    os.makedirs(conf["datadir"], exist_ok=True)
+    return faust.App(app_id, **conf)
 
 
 def raw_topic(app: faust.App, topic: Topic, settings: Settings) -> Any:

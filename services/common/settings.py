@@ -7,6 +7,8 @@ MongoDB Atlas or AWS S3. Nothing is read until a ``Settings`` object is built.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from functools import lru_cache
 
 from pydantic import Field, SecretStr
@@ -50,6 +52,12 @@ class Settings(BaseSettings):
     # Clips: shared by the clipper and the submitter's cache-hit path so both agree.
     clip_max_duration_ms: int = Field(10 * 60 * 1000, alias="CLIP_MAX_DURATION_MS", ge=1)
     clip_url_expiry_s: int = Field(24 * 3600, alias="CLIP_URL_EXPIRY_S", ge=1)
+
+    # Faust keeps worker state here; with in-memory tables it is scratch space only.
+    faust_data_dir: str = Field(
+        default_factory=lambda: os.path.join(tempfile.gettempdir(), "tapedeck-faust"),
+        alias="FAUST_DATA_DIR",
+    )
 
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
