@@ -1,0 +1,70 @@
+"""From an HTTP request through Kafka to a clip in S3 and back, with every part real:
+the submitter and the clipper run as their own processes, configured by environment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.common.settings import Settings
+from tests.support import audio
+from tests.support.services import ROOT, running, settings_env
+
+
+@pytest.fixture
+def api(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    env = {**os.environ, **settings_env(settings)}
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "tapedeck"), "keys", "create", "--tenant", "e2e", "--json"],
+        env=env, cwd=ROOT, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    key = json.loads(out.stdout)["key"]
+    with running(settings, tmp_path) as base:
+        yield base, {"X-API-Key": key}
+
+
+async def test_clip_miss_then_hit_then_concurrent_then_bad_input(
+    api: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    base, headers = api
+    source = audio.make_episode(tmp_path / "ep.mp3", "vbr", 60)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+        with source.open("rb") as fh:
+            resp = await client.post(
+                "/v1/episodes", files={"file": ("ep.mp3", fh, "audio/mpeg")},
+                data={"episode_id": "ep-e2e"},
+            )  # fmt: skip
+        assert resp.status_code == 201, resp.text
+        assert abs(resp.json()["duration_ms"] - 60_000) <= 27
+
+        url = "/api/v1/audio_clips/ep-e2e"
+        miss = await client.get(url, params={"start_time_ms": 8000, "duration_ms": 4000})
+        assert miss.status_code == 200, miss.text
+        assert miss.json()["cache_hit"] is False and miss.json()["generation_time_ms"] > 0
+        clip = httpx.get(miss.json()["clip_url"])
+        assert clip.status_code == 200
+        (tmp_path / "clip.mp3").write_bytes(clip.content)
+        samples = audio.decode(tmp_path / "clip.mp3")
+        assert abs(audio.duration_ms(samples) - 4000) <= 27
+        assert abs(audio.change_point_ms(samples, 400, 500, 1700, 2300) - 2000) <= 27
+
+        hit = await client.get(url, params={"start_time_ms": 8000, "duration_ms": 4000})
+        assert hit.status_code == 200 and hit.json()["cache_hit"] is True
+
+        params = {"start_time_ms": 20_000, "duration_ms": 3000}
+        many = await asyncio.gather(*(client.get(url, params=params) for _ in range(20)))
+        assert all(r.status_code == 200 for r in many), [r.text for r in many]
+        assert len({r.json()["clip_url"].split("?")[0] for r in many}) == 1
+
+        bad = await client.get(url, params={"start_time_ms": 70_000, "duration_ms": 1000})
+        assert bad.status_code == 422 and "start_past_end" in bad.text
+        unknown = await client.get("/api/v1/audio_clips/nope", params=params)
+        assert unknown.status_code == 404
