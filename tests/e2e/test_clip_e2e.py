@@ -23,7 +23,8 @@ from tests.support.services import ROOT, running, settings_env
 def api(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = {**os.environ, **settings_env(settings)}
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "tapedeck"), "keys", "create", "--tenant", "e2e", "--json"],
+        [str(Path(sys.executable).parent / "tapedeck"), "keys", "create", "--tenant", "e2e",
+         "--json"],
         env=env, cwd=ROOT, check=True, capture_output=True, text=True,
     )  # fmt: skip
     key = json.loads(out.stdout)["key"]
@@ -49,7 +50,7 @@ async def test_clip_miss_then_hit_then_concurrent_then_bad_input(
         miss = await client.get(url, params={"start_time_ms": 8000, "duration_ms": 4000})
         assert miss.status_code == 200, miss.text
         assert miss.json()["cache_hit"] is False and miss.json()["generation_time_ms"] > 0
-        clip = httpx.get(miss.json()["clip_url"])
+        clip = await client.get(miss.json()["clip_url"])
         assert clip.status_code == 200
         (tmp_path / "clip.mp3").write_bytes(clip.content)
         samples = audio.decode(tmp_path / "clip.mp3")
