@@ -52,23 +52,7 @@ SERVICES = [CLIPPER, SUBMITTER]
 
 def start() -> None:
     for svc in SERVICES:
-        if svc.pid():
-            continue
-        svc.logfile.parent.mkdir(parents=True, exist_ok=True)
-        svc.pidfile.parent.mkdir(parents=True, exist_ok=True)
-        import subprocess
-
-        with open(svc.logfile, "ab") as out:
-            proc = subprocess.Popen(
-                svc.argv(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=stack.ROOT,
-                start_new_session=True,
-            )
-        svc.pidfile.write_text(str(proc.pid))
-        stack.log(f"{svc.name}: started pid {proc.pid} (log {svc.logfile})")
+        stack.start(svc)
     for svc in SERVICES:
         stack.wait_ready(svc, timeout_s=60)
     stack.log(f"services ready; API at {API}")

@@ -438,7 +438,7 @@ SERVICES = [
 def start(svc: Service) -> None:
     if svc.pid():
         return
-    if port_open(svc.port):
+    if svc.port and port_open(svc.port):
         if svc.healthy():
             log(
                 f"{svc.name}: port {svc.port} already serves a compatible server not started by "

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from schemas import TOPICS, Event, Topic, UnknownEventType, UnsupportedSchemaVersion, decode_event
+from schemas import Event, Topic, UnknownEventType, UnsupportedSchemaVersion, decode_event
 from schemas.dlq import HEADER_ATTEMPTS, HEADER_FIRST_SEEN, dlq_headers
 
 
@@ -128,7 +128,3 @@ def dead_letter_headers(
         )
         + origin
     )
-
-
-def topic_for_event(event: Event) -> Topic:
-    return TOPICS.for_event(event.event_type)

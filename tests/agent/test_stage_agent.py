@@ -7,19 +7,16 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from schemas import TOPICS, ErrorInfo, Event
-from schemas.clip import ClipFailed, ClipRequested
+from schemas.clip import ClipRequested
 from services.common.codec import Codec
 from services.common.faust_app import bind_stage, create_app
 from services.common.retry import RetryPolicy
 from services.common.settings import Settings
 from services.common.stage import Outcome, StageRunner
+from tests.support.events import clip_failed
 from tests.support.fakes import MemoryEmitter, MemoryLedger
 
-
-def failed(event: Event, error: ErrorInfo) -> Event:
-    assert isinstance(event, ClipRequested)
-    return ClipFailed(request_id=event.request_id, tenant_id=event.tenant_id, producer="t",
-                      episode_id=event.episode_id, error=error)  # fmt: skip
+failed = clip_failed
 
 
 async def test_agent_feeds_raw_records_to_the_runner() -> None:

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
-from schemas import TOPICS, ErrorInfo, Event, decode_event
-from schemas.clip import ClipFailed, ClipReady, ClipRequested
+from schemas import TOPICS, Event, decode_event
+from schemas.clip import ClipReady, ClipRequested
 from services.common.codec import Codec
 from services.common.faust_app import bind_stage, create_app
 from services.common.kafka import KafkaEmitter, ensure_topics
@@ -16,32 +16,8 @@ from services.common.mongo import connect, database
 from services.common.retry import RetryPolicy
 from services.common.settings import Settings
 from services.common.stage import StageRunner
+from tests.support.events import clip_failed, clip_request
 from tests.support.kafka import produce, read
-
-
-def _request(**kw: object) -> ClipRequested:
-    base = dict(
-        request_id="req-1",
-        tenant_id="acme",
-        producer="tests",
-        episode_id="ep-1",
-        start_ms=1000,
-        duration_ms=2000,
-    )
-    base.update(kw)
-    return ClipRequested(**base)  # type: ignore[arg-type]
-
-
-def _failed(event: Event, error: ErrorInfo) -> Event:
-    assert isinstance(event, ClipRequested)
-    return ClipFailed(
-        request_id=event.request_id,
-        tenant_id=event.tenant_id,
-        correlation_id=event.correlation_id,
-        producer="tests",
-        episode_id=event.episode_id,
-        error=error,
-    )
 
 
 async def test_faust_agent_dead_letters_poison_and_processes_each_event_once(
@@ -82,7 +58,7 @@ async def test_faust_agent_dead_letters_poison_and_processes_each_event_once(
                 stage="kit-test",
                 codec=Codec.for_topic(TOPICS.clip_requests, settings.max_message_bytes),
                 handler=handler,
-                on_failure=_failed,
+                on_failure=clip_failed,
                 emitter=emitter,
                 dead_letters=emitter,
                 ledger=MongoLedger(database(mongo, settings)),
@@ -94,7 +70,7 @@ async def test_faust_agent_dead_letters_poison_and_processes_each_event_once(
 
     app = create_app("kit-test", settings)
     bind_stage(app, TOPICS.clip_requests, settings, factory)
-    good = _request()
+    good = clip_request()
     topic = TOPICS.clip_requests.full_name(settings.topic_prefix)
     await app.start()
     try:
@@ -106,7 +82,7 @@ async def test_faust_agent_dead_letters_poison_and_processes_each_event_once(
                 b"{not json",
                 good.model_dump_json().encode(),
                 good.model_dump_json().encode(),
-                _request(request_id="req-2").model_dump_json().encode(),
+                clip_request(request_id="req-2").model_dump_json().encode(),
             ],
         )
         results = await read(

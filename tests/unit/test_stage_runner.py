@@ -14,34 +14,17 @@ from services.common.codec import Codec, RawMessage
 from services.common.errors import PermanentError, TransientError
 from services.common.retry import RetryPolicy
 from services.common.stage import Outcome, StageRunner
+from tests.support.events import clip_failed, clip_request
 from tests.support.fakes import MemoryEmitter, MemoryLedger
 
 TOPIC = "tapedeck.clip.requests"
 
 
 def request(**kw: object) -> ClipRequested:
-    base: dict[str, object] = dict(
-        request_id="r1",
-        tenant_id="acme",
-        producer="t",
-        episode_id="ep1",
-        start_ms=0,
-        duration_ms=1000,
-    )
-    base.update(kw)
-    return ClipRequested(**base)  # type: ignore[arg-type]
+    return clip_request(request_id="r1", episode_id="ep1", start_ms=0, duration_ms=1000, **kw)
 
 
-def failed(event: Event, error: ErrorInfo) -> Event:
-    assert isinstance(event, ClipRequested)
-    return ClipFailed(
-        request_id=event.request_id,
-        tenant_id=event.tenant_id,
-        producer="t",
-        correlation_id=event.correlation_id,
-        episode_id=event.episode_id,
-        error=error,
-    )
+failed = clip_failed
 
 
 def make_runner(handler, max_bytes: int = 10_000):

@@ -1,0 +1,25 @@
+"""Events for stage tests: a clip request and the failure answer a stage gives it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas import ErrorInfo, Event
+from schemas.clip import ClipFailed, ClipRequested
+
+
+def clip_request(**kw: Any) -> ClipRequested:
+    fields: dict[str, Any] = {
+        "request_id": "req-1", "tenant_id": "acme", "producer": "tests",
+        "episode_id": "ep-1", "start_ms": 1000, "duration_ms": 2000,
+    }  # fmt: skip
+    fields.update(kw)
+    return ClipRequested(**fields)
+
+
+def clip_failed(event: Event, error: ErrorInfo) -> Event:
+    assert isinstance(event, ClipRequested)
+    return ClipFailed(
+        request_id=event.request_id, tenant_id=event.tenant_id, producer="tests",
+        correlation_id=event.correlation_id, episode_id=event.episode_id, error=error,
+    )  # fmt: skip
