@@ -32,7 +32,8 @@ test-unit: venv
 lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy schemas services scripts/stack.py tests
+	.venv/bin/mypy schemas services tests
+	.venv/bin/mypy scripts/services.py scripts/demo.py
 
 schemas: venv
 	$(PY) -m schemas.export

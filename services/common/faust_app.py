@@ -7,8 +7,8 @@ The agent only turns Faust records into ``RawMessage`` and hands them to a
 from __future__ import annotations
 
 import asyncio
-import os
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any

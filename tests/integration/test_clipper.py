@@ -65,9 +65,7 @@ class Env:
             ffmpeg=self.ffmpeg,
         )
 
-    async def clip(
-        self, episode_id: str, start_ms: int, duration_ms: int, **kw: Any
-    ) -> ClipReady:
+    async def clip(self, episode_id: str, start_ms: int, duration_ms: int, **kw: Any) -> ClipReady:
         req = ClipRequested(
             request_id="r1",
             tenant_id="acme",

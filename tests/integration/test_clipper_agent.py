@@ -55,8 +55,9 @@ async def test_clip_requests_over_the_topic(settings: Settings, tmp_path: Path) 
     store = EpisodeStore(db)
     async with MediaStore.from_settings(settings) as media:
         path = audio.make_episode(tmp_path / "ep.mp3", "vbr", 20)
+        ffmpeg = FFmpeg.from_settings(settings)
         await register_file(path, episode_id="ep-1", tenant_id="acme", filename="ep.mp3",
-                            store=store, media=media, ffmpeg=FFmpeg.from_settings(settings))  # fmt: skip
+                            store=store, media=media, ffmpeg=ffmpeg)  # fmt: skip
 
     clipper = ClipperSettings.model_construct(
         **settings.model_dump(), clipper_concurrency=2, clipper_web_port=None

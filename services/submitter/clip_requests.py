@@ -1,0 +1,254 @@
+"""Clips on demand: answer from the cache, or ask the clipper and wait for its result.
+
+A hit never touches Kafka. A miss registers the request with the waiter, records it as
+PENDING (so its status URL answers at once), emits ``clip.requested`` and waits for the
+matching ``clip.ready``/``clip.failed`` up to a deadline; past it the caller gets the
+request id to poll, and the clip is still cut and cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from schemas import ErrorInfo, Event
+from schemas.clip import ClipFailed, ClipFormat, ClipReady, ClipRequested
+from services.common.clips import ClipPlan, EpisodeNotFound, check_request, plan_clip
+from services.common.errors import TransientError
+from services.common.job_store import StageStatus
+from services.common.ports import Emitter
+from services.submitter.ports import ClipCache, EpisodeReader, Jobs, Objects
+from services.submitter.waiter import Background, ResultWaiter
+
+log = logging.getLogger(__name__)
+
+STAGE = "clip"
+
+
+@dataclass(frozen=True)
+class ClipLimits:
+    max_duration_ms: int
+    url_expiry_s: int
+    wait_timeout_s: float
+
+
+@dataclass(frozen=True)
+class ClipPorts:
+    episodes: EpisodeReader
+    clips: ClipCache
+    media: Objects
+    jobs: Jobs
+    emitter: Emitter
+    waiter: ResultWaiter
+    background: Background
+    limits: ClipLimits
+
+
+@dataclass(frozen=True)
+class ClipQuery:
+    episode_id: str
+    start_ms: int
+    duration_ms: int
+    format: ClipFormat = "mp3"
+    accurate: bool = False
+
+
+@dataclass(frozen=True)
+class ClipAnswer:
+    clip_url: str
+    cache_hit: bool
+    generation_time_ms: int
+    s3_key: str
+    size_bytes: int
+    start_ms: int
+    end_ms: int
+    format: str
+    expires_at: datetime
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ClipPending:
+    request_id: str
+
+
+class ClipRequestFailed(Exception):
+    """The clipper answered ``clip.failed``."""
+
+    def __init__(self, request_id: str, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.request_id = request_id
+        self.error = error
+
+
+class SubmitFailed(TransientError):
+    """The request could not be put on Kafka."""
+
+    code = "submit_failed"
+
+    def __init__(self, request_id: str, message: str) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+def new_request_id() -> str:
+    return f"clip-{uuid.uuid4().hex}"
+
+
+async def get_clip(ports: ClipPorts, tenant_id: str, query: ClipQuery) -> ClipAnswer | ClipPending:
+    """Raises ``ClipRejected`` for a request that can never succeed as asked."""
+    started = time.monotonic()
+    limits = ports.limits
+    check_request(query.episode_id, query.start_ms, query.duration_ms, limits.max_duration_ms)
+    episode = await ports.episodes.get(query.episode_id)
+    # Another tenant's episode is indistinguishable from a missing one.
+    if episode is None or episode.tenant_id != tenant_id:
+        raise EpisodeNotFound(query.episode_id)
+    plan = plan_clip(
+        episode,
+        query.start_ms,
+        query.duration_ms,
+        query.format,
+        query.accurate,
+        limits.max_duration_ms,
+    )
+    hit = await cached_clip(ports, plan, started)
+    if hit is not None:
+        try:
+            await ports.clips.log_request(plan, tenant_id, cache_hit=True)
+        except Exception:
+            # Counts only steer cache warming; losing one must not fail the answer.
+            log.warning("could not log a cache hit for %s", plan.key, exc_info=True)
+        return hit
+    return await request_clip(
+        ports, query, tenant_id, producer="submitter", wait_s=limits.wait_timeout_s
+    )
+
+
+async def cached_clip(ports: ClipPorts, plan: ClipPlan, started: float) -> ClipAnswer | None:
+    doc = await ports.clips.find(plan)
+    if doc is None:
+        return None
+    stored = doc.get("s3_key")
+    key = stored if isinstance(stored, str) else plan.key
+    info = await ports.media.head(key)
+    if info is None:
+        # Metadata outlived its object: cut it again rather than hand out a dead link.
+        log.warning("clip %s is recorded but missing from the bucket", key)
+        return None
+    expiry = ports.limits.url_expiry_s
+    url = await ports.media.presign_get(key, expiry)
+    return ClipAnswer(
+        clip_url=url,
+        cache_hit=True,
+        # What this answer took; the cut itself happened earlier for someone else.
+        generation_time_ms=int((time.monotonic() - started) * 1000),
+        s3_key=key,
+        size_bytes=info.size,
+        start_ms=plan.start_ms,
+        end_ms=plan.end_ms,
+        format=plan.format,
+        expires_at=datetime.now(UTC) + timedelta(seconds=expiry),
+    )
+
+
+async def request_clip(
+    ports: ClipPorts, query: ClipQuery, tenant_id: str, *, producer: str, wait_s: float
+) -> ClipAnswer | ClipPending:
+    """Ask the clipper for a clip and wait up to ``wait_s`` for its answer."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    request_id = new_request_id()
+    event = ClipRequested(
+        request_id=request_id,
+        tenant_id=tenant_id,
+        producer=producer,
+        episode_id=query.episode_id,
+        start_ms=query.start_ms,
+        duration_ms=query.duration_ms,
+        format=query.format,
+        accurate=query.accurate,
+    )
+    fields = {
+        "episode_id": query.episode_id,
+        "start_ms": query.start_ms,
+        "duration_ms": query.duration_ms,
+        "format": query.format,
+        "accurate": query.accurate,
+        "producer": producer,
+        "correlation_id": event.correlation_id,
+    }
+    # Registered before the emit, as the answer may arrive before emit() returns; and
+    # before the job is recorded, so a full waiter leaves no job that is never sent.
+    with ports.waiter.expect(request_id) as pending:
+        await ports.jobs.create_job(request_id, tenant_id, STAGE, fields)
+        # PENDING before the emit: the clipper's RUNNING can then only move it forward.
+        await ports.jobs.transition(
+            request_id,
+            STAGE,
+            StageStatus.PENDING,
+            {"tenant_id": tenant_id, "correlation_id": event.correlation_id},
+        )
+        # The emit runs on its own so a slow broker cannot stretch the request past its
+        # deadline, and a caller who gives up does not cancel a half-sent request.
+        emitting = ports.background.spawn(_emit(ports, event))
+        done, _ = await asyncio.wait({emitting}, timeout=max(deadline - loop.time(), 0))
+        if not done:
+            return ClipPending(request_id)
+        emitting.result()
+        result = await pending.wait(deadline - loop.time())
+    if result is None:
+        return ClipPending(request_id)
+    return answer_from(result)
+
+
+def answer_from(result: Event) -> ClipAnswer:
+    if isinstance(result, ClipFailed):
+        raise ClipRequestFailed(result.request_id, result.error)
+    if not isinstance(result, ClipReady):
+        raise TypeError(f"not a clip result: {result.event_type}")
+    return ClipAnswer(
+        clip_url=result.clip_url,
+        cache_hit=result.cache_hit,
+        generation_time_ms=result.generation_time_ms,
+        s3_key=result.s3_key,
+        size_bytes=result.size_bytes,
+        start_ms=result.start_ms,
+        end_ms=result.end_ms,
+        format=result.format,
+        expires_at=result.expires_at,
+        request_id=result.request_id,
+    )
+
+
+async def _emit(ports: ClipPorts, event: ClipRequested) -> None:
+    try:
+        await ports.emitter.emit([event])
+    except Exception as exc:
+        failed = ClipFailed(
+            request_id=event.request_id,
+            tenant_id=event.tenant_id,
+            correlation_id=event.correlation_id,
+            producer=event.producer,
+            episode_id=event.episode_id,
+            error=ErrorInfo(
+                code=SubmitFailed.code,
+                message="the clip request could not be queued; try again",
+                retryable=True,
+                attempts=1,
+            ),
+        )
+        try:
+            await ports.jobs.transition(
+                event.request_id,
+                STAGE,
+                StageStatus.FAILED,
+                {"result": failed.model_dump(mode="json")},
+            )
+        except Exception:
+            log.warning("could not record the failed submit of %s", event.request_id)
+        raise SubmitFailed(event.request_id, f"emit failed: {type(exc).__name__}") from exc

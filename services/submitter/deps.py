@@ -1,0 +1,42 @@
+"""FastAPI dependencies: the runtime built in the lifespan, and the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from services.submitter.api_keys import authenticate, presented_key
+from services.submitter.errors import ApiError
+from services.submitter.runtime import Runtime
+
+# Declared for the OpenAPI document; the header values are read directly below so a
+# malformed header is a 401 like any other bad key.
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_tenant(
+    request: Request,
+    runtime: RuntimeDep,
+    _b: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    _k: Annotated[str | None, Security(_api_key)],
+) -> str:
+    key = presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    tenant = await authenticate(runtime.keys, key)
+    if tenant is None:
+        message = "missing API key" if key is None else "invalid or revoked API key"
+        raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+    return tenant
+
+
+Tenant = Annotated[str, Depends(get_tenant)]

@@ -1,0 +1,16 @@
+"""The submitter's settings: the shared ones plus the HTTP API's own."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import Settings
+
+
+class SubmitterSettings(Settings):
+    api_host: str = Field("127.0.0.1", alias="API_HOST")
+    api_port: int = Field(8080, alias="API_PORT", ge=0, le=65535)
+    # Uploads are streamed to disk, so this bounds disk use per request, not memory.
+    upload_max_bytes: int = Field(2 * 1024**3, alias="UPLOAD_MAX_BYTES", ge=1)
+    # How long a cache miss may hold its HTTP request open before answering 202.
+    clip_wait_timeout_s: float = Field(15.0, alias="CLIP_WAIT_TIMEOUT_S", ge=0)
