@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,18 +53,34 @@ class Cut:
 
 
 class FFmpegCutter:
-    def __init__(self, media: MediaStore, ffmpeg: FFmpeg, episodes: EpisodeRepo) -> None:
+    def __init__(
+        self, media: MediaStore, ffmpeg: FFmpeg, episodes: EpisodeRepo, index_cache: int = 64
+    ) -> None:
         self._media = media
         self._ffmpeg = ffmpeg
         self._episodes = episodes
+        # An index never changes once written, and loading a 3-hour one (10k entries)
+        # costs more than the rest of a clip's database work: keep recent ones.
+        self._indexes: OrderedDict[tuple[str, str], SeekIndex] = OrderedDict()
+        self._index_cache = index_cache
+
+    async def _seek_index(self, episode: Episode) -> SeekIndex | None:
+        key = (episode.episode_id, episode.s3_key)
+        if key in self._indexes:
+            self._indexes.move_to_end(key)
+            return self._indexes[key]
+        index = await self._episodes.seek_index(episode.episode_id)
+        if index is not None:
+            self._indexes[key] = index
+            while len(self._indexes) > self._index_cache:
+                self._indexes.popitem(last=False)
+        return index
 
     @contextlib.asynccontextmanager
     async def cut(self, episode: Episode, plan: ClipPlan) -> AsyncIterator[Cut]:
         """Yield the cut clip in a temp dir that is removed afterwards."""
         copy = not plan.accurate and CODEC_OF_FORMAT[plan.format] == episode.codec
-        index = (
-            await self._episodes.seek_index(episode.episode_id) if episode.seek_indexed else None
-        )
+        index = await self._seek_index(episode) if episode.seek_indexed else None
         async with temp_workdir(prefix="tapedeck-clip-") as tmp:
             out = tmp / f"clip.{plan.format}"
             bytes_read: int | None = None

@@ -57,6 +57,9 @@ class Cutter(Protocol):
 class ClipConfig:
     max_duration_ms: int
     url_expiry_s: int
+    # Requests from the cache warmer are not demand: counting them would make the ranges
+    # it warms look ever more popular.
+    uncounted_producers: frozenset[str] = frozenset({"cli"})
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ class ClipHandler:
             self._config.max_duration_ms,
         )
         produced = await self._single_flight(episode, plan)
-        await self._clips.log_request(plan, event.tenant_id, produced.cache_hit)
+        if event.producer not in self._config.uncounted_producers:
+            await self._clips.log_request(plan, event.tenant_id, produced.cache_hit)
         url = await self._media.presign_get(plan.key, self._config.url_expiry_s)
         return [
             ClipReady(

@@ -99,7 +99,7 @@ def plan_clip(
             "start_ms",
         )
     end_ms = min(start_ms + duration_ms, episode.duration_ms)
-    key = clip_key(episode.episode_id, start_ms, end_ms, fmt)
+    key = clip_key(episode.episode_id, start_ms, end_ms, fmt, accurate=accurate)
     return ClipPlan(episode.episode_id, start_ms, end_ms, fmt, accurate, key)
 
 
@@ -174,9 +174,15 @@ class ClipStore:
                     await self._db.create_collection(AUDIO_CLIPS)
                 else:
                     raise
-        # Same range in several formats are distinct objects, hence format in the key.
+        # The same range in another format or cut mode is another object: both in the key.
         await self._clips.create_index(
-            [("episode_id", 1), ("clip_start_ms", 1), ("clip_end_ms", 1), ("format", 1)],
+            [
+                ("episode_id", 1),
+                ("clip_start_ms", 1),
+                ("clip_end_ms", 1),
+                ("format", 1),
+                ("accurate", 1),
+            ],
             unique=True,
             name="clip_range_unique",
         )
@@ -192,6 +198,7 @@ class ClipStore:
             "clip_start_ms": plan.start_ms,
             "clip_end_ms": plan.end_ms,
             "format": plan.format,
+            "accurate": plan.accurate,
             "s3_key": plan.key,
             "generated_at": datetime.now(UTC),
             "file_size_bytes": size_bytes,
@@ -216,6 +223,7 @@ class ClipStore:
                 "duration_ms": plan.duration_ms,
                 "clip_end_ms": plan.end_ms,
                 "format": plan.format,
+                "accurate": plan.accurate,
                 "tenant_id": tenant_id,
                 "cache_hit": cache_hit,
                 "requested_at": datetime.now(UTC),
@@ -233,6 +241,7 @@ class ClipStore:
                         "start_ms": "$clip_start_ms",
                         "duration_ms": "$duration_ms",
                         "format": "$format",
+                        "accurate": "$accurate",
                     },
                     "count": {"$sum": 1},
                 }
@@ -254,4 +263,5 @@ def _range_filter(plan: ClipPlan) -> Doc:
         "clip_start_ms": plan.start_ms,
         "clip_end_ms": plan.end_ms,
         "format": plan.format,
+        "accurate": plan.accurate,
     }

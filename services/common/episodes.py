@@ -95,15 +95,19 @@ class EpisodeStore:
         return SeekIndex.model_validate(doc) if doc else None
 
     async def insert(self, episode: Episode, index: SeekIndex | None) -> None:
-        """Written once: a second registration of the same id is refused."""
-        if index is not None:
-            await self._index.replace_one(
-                {"_id": episode.episode_id}, index.model_dump(), upsert=True
-            )
+        """Written once: a second registration of the same id is refused.
+
+        The index goes in only after the episode won its id, so a losing registration
+        cannot replace the winner's index; until it is in, clips read through the URL.
+        """
         try:
             await self._episodes.insert_one({"_id": episode.episode_id, **episode.model_dump()})
         except DuplicateKeyError:
             raise EpisodeExists(f"episode {episode.episode_id!r} is already registered") from None
+        if index is not None:
+            await self._index.replace_one(
+                {"_id": episode.episode_id}, index.model_dump(), upsert=True
+            )
 
     async def list(self, tenant_id: str, limit: int = 100) -> list[Episode]:
         cursor = self._episodes.find({"tenant_id": tenant_id}).sort("registered_at", -1)

@@ -18,6 +18,7 @@ __all__ = [
     "AUDIO_CLIPS_PREFIX",
     "AUDIO_PREFIX",
     "EPISODES_PREFIX",
+    "INGEST_PREFIX",
     "MAX_PART_LEN",
     "RENDERS_PREFIX",
     "VIDEO_PREFIX",
@@ -25,6 +26,7 @@ __all__ = [
     "audio_key",
     "clip_key",
     "episode_key",
+    "ingest_prefix",
     "render_key",
     "validate_ext",
     "validate_ms",
@@ -37,6 +39,9 @@ VIDEO_PREFIX: Final = "video/"
 AUDIO_CLIPS_PREFIX: Final = "audio_clips/"
 RENDERS_PREFIX: Final = "renders/"
 EPISODES_PREFIX: Final = "episodes/"
+# Where a tenant puts objects it wants registered by key: its own prefix, so no tenant
+# can register (and then clip) another tenant's media.
+INGEST_PREFIX: Final = "ingest/"
 
 MAX_PART_LEN: Final = 128
 ALLOWED_EXTS: Final = frozenset({"mp3", "m4a", "wav", "mp4", "aac", "ogg", "webm", "json"})
@@ -93,14 +98,18 @@ def video_key(job_id: str, name: str) -> str:
     return f"{VIDEO_PREFIX}{validate_part(job_id, 'job_id')}/{validate_part(name, 'name')}"
 
 
-def clip_key(episode_id: str, start_ms: int, end_ms: int, ext: str) -> str:
-    """``audio_clips/{episode_id}/{start_ms}-{end_ms}.{ext}`` (requires ``end_ms > start_ms``)."""
+def clip_key(
+    episode_id: str, start_ms: int, end_ms: int, ext: str, *, accurate: bool = False
+) -> str:
+    """``audio_clips/{episode_id}/{start_ms}-{end_ms}.{ext}`` (requires ``end_ms > start_ms``);
+    a sample-accurate cut is a different object, ``{start_ms}-{end_ms}-accurate.{ext}``."""
     episode = validate_part(episode_id, "episode_id")
     start = validate_ms(start_ms, "start_ms")
     end = validate_ms(end_ms, "end_ms")
     if end <= start:
         raise InvalidKeyPart(f"end_ms ({end}) must be greater than start_ms ({start})")
-    return f"{AUDIO_CLIPS_PREFIX}{episode}/{start}-{end}.{validate_ext(ext)}"
+    variant = "-accurate" if accurate else ""
+    return f"{AUDIO_CLIPS_PREFIX}{episode}/{start}-{end}{variant}.{validate_ext(ext)}"
 
 
 def render_key(job_id: str, name: str) -> str:
@@ -112,3 +121,8 @@ def episode_key(episode_id: str, filename: str) -> str:
     """``episodes/{episode_id}/{filename}``"""
     episode = validate_part(episode_id, "episode_id")
     return f"{EPISODES_PREFIX}{episode}/{validate_part(filename, 'filename')}"
+
+
+def ingest_prefix(tenant_id: str) -> str:
+    """``ingest/{tenant_id}/``: the only place a tenant may register objects from by key."""
+    return f"{INGEST_PREFIX}{validate_part(tenant_id, 'tenant_id')}/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,14 @@ from services.common.episodes import (
     episode_from_probe,
     source_extension,
 )
+from services.common.errors import PermanentError
 from services.common.ffmpeg import FFmpeg, NotMediaError, ProbeResult, temp_workdir
-from services.common.keys import episode_key, validate_part
+from services.common.keys import episode_key, ingest_prefix, validate_part
 from services.common.media_store import MediaStore, ObjectNotFound
+
+
+class ForeignObject(PermanentError):
+    code = "forbidden_s3_key"
 
 
 @dataclass(frozen=True)
@@ -67,10 +73,16 @@ async def register_file(
         raise EpisodeExists(f"episode {episode_id!r} is already registered")
     analysis = await _analyse(path, ffmpeg)
     ext = source_extension(Path(filename or path.name), analysis.probe.format_name)
-    key = episode_key(episode_id, f"source.{ext}")
+    # A key of its own per upload: two registrations racing on one id must not
+    # overwrite each other's source before the id's insert decides between them.
+    key = episode_key(episode_id, f"source-{uuid.uuid4().hex[:12]}.{ext}")
     size = await media.upload_file(key, path)
     episode = _episode(analysis, episode_id=episode_id, tenant_id=tenant_id, s3_key=key, size=size)
-    await store.insert(episode, analysis.index)
+    try:
+        await store.insert(episode, analysis.index)
+    except EpisodeExists:
+        await media.delete(key)
+        raise
     return episode
 
 
@@ -85,6 +97,9 @@ async def register_s3_object(
 ) -> Episode:
     """Register an object already in our bucket, reading it once to probe and index."""
     validate_part(episode_id)
+    allowed = ingest_prefix(tenant_id)
+    if not s3_key.startswith(allowed):
+        raise ForeignObject(f"objects registered by key must be under {allowed!r}")
     if await store.get(episode_id) is not None:
         raise EpisodeExists(f"episode {episode_id!r} is already registered")
     info = await media.head(s3_key)

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
 
     mongo_url: str = Field("mongodb://127.0.0.1:27017", alias="MONGO_URL")
     mongo_db: str = Field("tapedeck", alias="MONGO_DB")
+    # How long a request waits for a reachable server before failing (pymongo's 30 s
+    # default would hang every API call that long while MongoDB is down).
+    mongo_timeout_ms: int = Field(5000, alias="MONGO_TIMEOUT_MS", ge=100)
 
     s3_endpoint: str | None = Field("http://127.0.0.1:7070", alias="S3_ENDPOINT")
     s3_region: str = Field("us-east-1", alias="S3_REGION")

@@ -14,6 +14,7 @@ from services.common.episodes import Episode, EpisodeExists
 from services.common.ffmpeg import NotMediaError, temp_workdir
 from services.common.keys import InvalidKeyPart
 from services.common.media_store import ObjectNotFound
+from services.common.registration import ForeignObject
 from services.submitter.deps import RuntimeDep, Tenant
 from services.submitter.episode_intake import get_episode, register_existing, register_upload
 from services.submitter.errors import ApiError, from_validation
@@ -90,6 +91,8 @@ async def register_episode(
         raise ApiError(409, "episode_exists", exc.message, param="episode_id") from None
     except InvalidKeyPart as exc:
         raise ApiError(422, "invalid_episode_id", exc.message, param="episode_id") from None
+    except ForeignObject as exc:
+        raise ApiError(403, exc.code, exc.message, param="s3_key") from None
     except ObjectNotFound:
         raise ApiError(
             404, "object_not_found", "no object at that s3_key", param="s3_key"

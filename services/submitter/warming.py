@@ -53,6 +53,7 @@ async def _warm_one(ports: ClipPorts, r: Mapping[str, Any], wait_s: float) -> Wa
     if not isinstance(start_ms, int) or not isinstance(duration_ms, int):
         start_ms = duration_ms = -1  # a malformed log entry: plan_clip names the problem
     fmt = r.get("format") or "mp3"
+    accurate = r.get("accurate") is True
 
     def result(outcome: Outcome, detail: str = "", request_id: str | None = None) -> WarmResult:
         return WarmResult(
@@ -70,11 +71,13 @@ async def _warm_one(ports: ClipPorts, r: Mapping[str, Any], wait_s: float) -> Wa
         episode = await ports.episodes.get(str(episode_id))
         if episode is None:
             raise EpisodeNotFound(str(episode_id))
-        plan = plan_clip(episode, start_ms, duration_ms, fmt, False, ports.limits.max_duration_ms)
+        plan = plan_clip(
+            episode, start_ms, duration_ms, fmt, accurate, ports.limits.max_duration_ms
+        )
         if await ports.clips.find(plan) is not None:
             return result("cached")
         query = ClipQuery(
-            plan.episode_id, plan.start_ms, duration_ms, cast(ClipFormat, plan.format)
+            plan.episode_id, plan.start_ms, duration_ms, cast(ClipFormat, plan.format), accurate
         )
         outcome = await request_clip(
             ports,

@@ -134,7 +134,10 @@ async def test_clip_is_the_right_part_and_length(
         change_at = change - start
         before, after = audio.freq_at((change - 1) / 1000), audio.freq_at((change + 1) / 1000)
         ready = await env.clip(ep.episode_id, start, dur, format=fmt, accurate=accurate)
-        assert ready.s3_key.endswith(f"/{start}-{start + dur}.{fmt}") and not ready.cache_hit
+        assert (
+            ready.s3_key.endswith(f"/{start}-{start + dur}{'-accurate' if accurate else ''}.{fmt}")
+            and not ready.cache_hit
+        )
         path = await fetch(ready.clip_url, env.tmp / f"clip.{fmt}")
         samples = audio.decode(path)
         tol = MP3_FRAME_MS if copy else 5.0

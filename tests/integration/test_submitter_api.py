@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from services.common.settings import Settings
@@ -77,7 +78,7 @@ async def test_upload_registers_probes_and_scopes_by_tenant(
         assert ep["codec"] == "mp3" and ep["format_name"] == "mp3"
         assert ep["sample_rate"] == 44100 and ep["channels"] == 1
         assert ep["size_bytes"] == tone.stat().st_size
-        assert ep["s3_key"] == "episodes/ep-tone/source.mp3"
+        assert re.fullmatch(r"episodes/ep-tone/source-[0-9a-f]{12}\.mp3", ep["s3_key"])
         assert ep["bit_rate"] and 50_000 < ep["bit_rate"] < 80_000
         assert await api.runtime.media.head(ep["s3_key"]) is not None
 
@@ -112,19 +113,26 @@ async def test_registers_an_object_already_in_the_bucket(
     tone = await make_tone(tmp_path / "tone.mp3", seconds=2.0)
     async with running_api(settings) as api:
         acme = await api.key_for("acme")
-        await api.runtime.media.upload_file("incoming/show.mp3", tone)
+        await api.runtime.media.upload_file("ingest/acme/show.mp3", tone)
         r = await api.client.post(
             "/v1/episodes",
             headers=acme,
-            json={"s3_key": "incoming/show.mp3", "episode_id": "ep-s3"},
+            json={"s3_key": "ingest/acme/show.mp3", "episode_id": "ep-s3"},
         )
         assert r.status_code == 201, r.text
         ep = r.json()
-        assert ep["s3_key"] == "incoming/show.mp3" and ep["episode_id"] == "ep-s3"
+        assert ep["s3_key"] == "ingest/acme/show.mp3" and ep["episode_id"] == "ep-s3"
         assert abs(ep["duration_ms"] - 2000) <= 60
 
+        # Another tenant's object, or one outside the ingest prefix, is not registrable.
+        await api.runtime.media.upload_file("ingest/other/show.mp3", tone)
+        for key in ("ingest/other/show.mp3", "episodes/ep-s3/x.mp3"):
+            foreign = await api.client.post("/v1/episodes", headers=acme, json={"s3_key": key})
+            assert foreign.status_code == 403, foreign.text
+            assert foreign.json()["error"]["code"] == "forbidden_s3_key"
+
         missing = await api.client.post(
-            "/v1/episodes", headers=acme, json={"s3_key": "incoming/nothing.mp3"}
+            "/v1/episodes", headers=acme, json={"s3_key": "ingest/acme/nothing.mp3"}
         )
         assert missing.status_code == 404
         assert missing.json()["error"]["param"] == "s3_key"
@@ -133,8 +141,8 @@ async def test_registers_an_object_already_in_the_bucket(
             ({"s3_key": "../etc/passwd"}, "s3_key"),
             ({"s3_key": "a\\b"}, "s3_key"),
             ({}, "s3_key"),
-            ({"s3_key": "incoming/show.mp3", "episode_id": "../x"}, "episode_id"),
-            ({"s3_key": "incoming/show.mp3", "bogus": 1}, "bogus"),
+            ({"s3_key": "ingest/acme/show.mp3", "episode_id": "../x"}, "episode_id"),
+            ({"s3_key": "ingest/acme/show.mp3", "bogus": 1}, "bogus"),
         ):
             bad = await api.client.post("/v1/episodes", headers=acme, json=body)
             assert bad.status_code == 422, (body, bad.text)

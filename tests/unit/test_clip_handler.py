@@ -147,3 +147,21 @@ def test_seek_window_covers_the_clip_with_preroll() -> None:
     # One sample beyond the one holding the end, for the frames a stream copy adds.
     assert last == 599
     assert index.window(1500, 1700) == (1000, 200, 399)
+
+
+async def test_cache_warmer_requests_are_not_counted_as_demand() -> None:
+    handler, _media, clips, _cutter = make()
+    await handler(ClipRequested(request_id="w", tenant_id="acme", producer="cli",
+                                episode_id="ep", start_ms=0, duration_ms=1000))  # fmt: skip
+    await handler(req(start=0, dur=1000))
+    assert clips.requests == [("audio_clips/ep/0-1000.mp3", True)]
+
+
+async def test_accurate_cuts_are_cached_apart_from_stream_copies() -> None:
+    handler, _media, _clips, cutter = make()
+    (fast,) = await handler(req())
+    accurate = req().model_copy(update={"accurate": True})
+    (exact,) = await handler(accurate)
+    assert isinstance(fast, ClipReady) and isinstance(exact, ClipReady)
+    assert exact.s3_key == "audio_clips/ep/1000-3000-accurate.mp3" != fast.s3_key
+    assert cutter.cuts == 2 and not exact.cache_hit

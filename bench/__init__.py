@@ -1,0 +1,1 @@
+"""Benchmarks against the local stack; run one with ``python -m bench.<name>``."""

@@ -1,0 +1,517 @@
+"""Clip benchmark: our clip path against the naive one, on 10-minute to 3-hour MP3 episodes.
+
+*Ours* is :class:`~services.clipper.handler.ClipHandler` with the real adapters
+(EpisodeStore, ClipStore, MediaStore, FFmpegCutter) on the local stack, in its default
+mode (stream copy): one ranged GET of the byte window the seek index points at. Every
+measured request asks for a new range (a cache miss); one repeat per source measures a
+cache hit.
+
+*Naive* is what the old Lambda did: download the whole episode from S3, cut the range
+from the local file re-encoding it to MP3 (libmp3lame 128k), upload the clip.
+
+For each (source, path) it reports the median wall latency and the median S3 bytes read
+per request (``MediaStore.bytes_read`` before and after), the naive/ours ratios, and how
+our path on the longest source compares with the shortest. Everything runs in its own
+MongoDB database and S3 key prefix, both removed at the end, even on error.
+
+    python -m bench.clip_bench [--durations 600,3600,10800] [--reps 9] [--clip-s 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bench.sources import cache_dir, ensure_source
+from schemas.clip import ClipReady, ClipRequested
+from services.clipper.cutter import Cut, FFmpegCutter
+from services.clipper.handler import ClipConfig, ClipHandler
+from services.common.clips import ClipPlan, ClipStore
+from services.common.episodes import Episode, EpisodeStore
+from services.common.ffmpeg import FFmpeg, temp_workdir
+from services.common.media_store import MediaStore
+from services.common.mongo import Doc, connect, database
+from services.common.registration import register_file
+from services.common.settings import Settings
+
+TENANT = "bench"
+# Off the MP3 frame grid (26.12 ms), so no start happens to fall on a frame edge.
+START_JITTER_MS = 317
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# -- measurements -----------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    start_ms: int
+    latency_ms: float
+    bytes_read: int
+    clip_bytes: int
+    cut_ms: float | None = None  # ours: time inside the cutter (ranged GET + ffprobe + ffmpeg)
+
+
+@dataclass
+class SourceRun:
+    duration_s: int
+    size_bytes: int
+    register_ms: float
+    index_entries: int
+    index_load_ms: float  # median time to load the episode's seek index from MongoDB
+    ours: list[Sample] = field(default_factory=list)
+    hit: Sample | None = None
+    naive: list[Sample] = field(default_factory=list)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+class TimedCutter(FFmpegCutter):
+    """The real cutter, noting how long its last cut took and how many bytes it read."""
+
+    last_cut_ms: float | None = None
+    last_bytes_read: int | None = None
+
+    @contextlib.asynccontextmanager
+    async def cut(self, episode: Episode, plan: ClipPlan) -> AsyncIterator[Cut]:
+        t0 = time.perf_counter()
+        async with super().cut(episode, plan) as result:
+            self.last_cut_ms = (time.perf_counter() - t0) * 1000
+            self.last_bytes_read = result.bytes_read
+            yield result
+
+
+@dataclass
+class Bench:
+    settings: Settings
+    episodes: EpisodeStore
+    media: MediaStore
+    ffmpeg: FFmpeg
+    cutter: TimedCutter
+    handler: ClipHandler
+    clip_ms: int
+
+    async def ours(self, episode: Episode, start_ms: int, *, expect_hit: bool) -> Sample:
+        req = ClipRequested(
+            request_id=uuid.uuid4().hex,
+            tenant_id=TENANT,
+            producer="bench",
+            episode_id=episode.episode_id,
+            start_ms=start_ms,
+            duration_ms=self.clip_ms,
+        )
+        self.cutter.last_cut_ms = None
+        before = self.media.bytes_read
+        t0 = time.perf_counter()
+        (ready,) = await self.handler(req)
+        latency = (time.perf_counter() - t0) * 1000
+        read = self.media.bytes_read - before
+        assert isinstance(ready, ClipReady)
+        if ready.cache_hit != expect_hit:
+            raise RuntimeError(f"expected cache_hit={expect_hit} for {ready.s3_key}")
+        if not expect_hit and self.cutter.last_bytes_read not in (None, read):
+            raise RuntimeError(f"cutter read {self.cutter.last_bytes_read} B, S3 counted {read}")
+        return Sample(start_ms, latency, read, ready.size_bytes, self.cutter.last_cut_ms)
+
+    async def naive(self, episode: Episode, start_ms: int) -> Sample:
+        """Whole download, re-encoding cut from the local file, upload."""
+        end_ms = min(start_ms + self.clip_ms, episode.duration_ms)
+        key = f"naive_clips/{episode.episode_id}/{start_ms}-{end_ms}.mp3"
+        before = self.media.bytes_read
+        t0 = time.perf_counter()
+        async with temp_workdir(prefix="tapedeck-bench-naive-") as tmp:
+            src, out = tmp / "source.mp3", tmp / "clip.mp3"
+            await self.media.download_file(episode.s3_key, src)
+            stream = self.ffmpeg.input(src, ss=f"{start_ms / 1000:.3f}").output(
+                str(out), t=f"{(end_ms - start_ms) / 1000:.3f}", map="0:a:0",
+                map_metadata="-1", acodec="libmp3lame", audio_bitrate="128k", format="mp3",
+            )  # fmt: skip
+            await self.ffmpeg.run(stream)
+            size = await self.media.upload_file(key, out, "audio/mpeg")
+        latency = (time.perf_counter() - t0) * 1000
+        return Sample(start_ms, latency, self.media.bytes_read - before, size)
+
+    async def index_load_ms(self, episode_id: str, times: int = 5) -> tuple[float, int]:
+        took: list[float] = []
+        entries = 0
+        for _ in range(times):
+            t0 = time.perf_counter()
+            index = await self.episodes.seek_index(episode_id)
+            took.append((time.perf_counter() - t0) * 1000)
+            entries = len(index.times_ms) if index else 0
+        return median(took), entries
+
+
+def starts(duration_ms: int, clip_ms: int, n: int) -> list[int]:
+    """``n`` clip starts spread evenly over the episode (middles of ``n`` equal slices)."""
+    span = max(duration_ms - clip_ms, 0)
+    return [min(round((i + 0.5) / n * span) + START_JITTER_MS, span) for i in range(n)]
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def _label(duration_s: int) -> str:
+    if duration_s % 3600 == 0:
+        return f"{duration_s // 3600} h"
+    if duration_s % 60 == 0:
+        return f"{duration_s // 60} min"
+    return f"{duration_s} s"
+
+
+def _check_stack(settings: Settings) -> None:
+    endpoints = {
+        "mongo": settings.mongo_url.removeprefix("mongodb://").split("/")[0].split(",")[0],
+        "s3": (settings.s3_endpoint or "").split("://")[-1].split("/")[0],
+    }
+    for name, hostport in endpoints.items():
+        if not hostport or ":" not in hostport:
+            continue
+        host, port = hostport.rsplit(":", 1)
+        with socket.socket() as s:
+            s.settimeout(1.0)
+            if s.connect_ex((host, int(port))) != 0:
+                raise SystemExit(f"{name} does not answer on {hostport}: run `make up` first")
+
+
+@contextlib.asynccontextmanager
+async def isolated(
+    base: Settings,
+) -> AsyncIterator[tuple[Settings, MediaStore, AsyncDatabase[Doc]]]:
+    """A fresh database and S3 key prefix for this run, removed afterwards whatever happens."""
+    run_id = uuid.uuid4().hex[:12]
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"bench{run_id}.",
+            "mongo_db": f"bench_{run_id}",
+            "s3_key_prefix": f"bench/{run_id}/",
+        }
+    )
+    mongo = connect(settings, app_name="tapedeck-bench")
+    try:
+        async with MediaStore.from_settings(settings) as media:
+            try:
+                await media.ensure_bucket()
+                yield settings, media, database(mongo, settings)
+            finally:
+                try:
+                    removed = await asyncio.shield(media.delete_prefix(""))
+                    log(f"cleanup: removed {removed} objects under {settings.s3_key_prefix}")
+                except Exception as exc:
+                    log(f"cleanup: could not empty {settings.s3_key_prefix}: {exc!r}")
+    finally:
+        try:
+            await asyncio.shield(mongo.drop_database(settings.mongo_db))
+            log(f"cleanup: dropped database {settings.mongo_db}")
+        except Exception as exc:
+            log(f"cleanup: could not drop {settings.mongo_db}: {exc!r}")
+        await mongo.close()
+
+
+async def run(durations: list[int], reps: int, naive_reps: int, clip_ms: int) -> dict[str, Any]:
+    base = Settings()
+    _check_stack(base)
+    load_start = os.getloadavg()
+    if load_start[0] > 0.5 * (_cpus() or 1):
+        log(
+            f"note: load average {load_start[0]:.2f} before the run; other work on this "
+            "machine will show in the figures"
+        )
+    log(f"sources (cached in {cache_dir()}):")
+    paths = {d: ensure_source(d, ffmpeg_bin=base.ffmpeg_bin, log=log) for d in durations}
+    runs: list[SourceRun] = []
+    async with isolated(base) as (settings, media, db):
+        log(f"run namespace: mongo db {settings.mongo_db}, s3 prefix {settings.s3_key_prefix}")
+        episodes, clips = EpisodeStore(db), ClipStore(db)
+        await episodes.ensure_indexes()
+        await clips.ensure_collections()
+        ffmpeg = FFmpeg.from_settings(settings)
+        cutter = TimedCutter(media, ffmpeg, episodes)
+        handler = ClipHandler(
+            episodes=episodes,
+            clips=clips,
+            media=media,
+            cutter=cutter,
+            config=ClipConfig(settings.clip_max_duration_ms, settings.clip_url_expiry_s),
+        )
+        bench = Bench(settings, episodes, media, ffmpeg, cutter, handler, clip_ms)
+
+        registered: dict[int, tuple[Episode, float]] = {}
+        for d in durations:
+            t0 = time.perf_counter()
+            ep = await register_file(
+                paths[d], episode_id=f"bench-{d}s", tenant_id=TENANT, filename=paths[d].name,
+                store=episodes, media=media, ffmpeg=ffmpeg,
+            )  # fmt: skip
+            took = (time.perf_counter() - t0) * 1000
+            registered[d] = (ep, took)
+            log(
+                f"registered {_label(d):>6}: {ep.size_bytes / 1e6:.1f} MB, "
+                f"{ep.duration_ms / 1000:.0f} s, seek index={ep.seek_indexed}, {took:.0f} ms"
+            )
+
+        # Warm-up, not measured: connections, first ffmpeg runs, page cache of the tools.
+        first = registered[durations[0]][0]
+        await bench.ours(first, 0, expect_hit=False)
+        await bench.naive(first, 0)
+
+        for d in durations:
+            ep, reg_ms = registered[d]
+            load_ms, entries = await bench.index_load_ms(ep.episode_id)
+            sr = SourceRun(d, ep.size_bytes, reg_ms, entries, load_ms)
+            label = _label(d)
+            # Interleaved, so anything else running on the machine weighs on both paths alike.
+            ours_starts = starts(ep.duration_ms, clip_ms, reps)
+            naive_starts = starts(ep.duration_ms, clip_ms, naive_reps)
+            for i in range(max(reps, naive_reps)):
+                if i < reps:
+                    s = await bench.ours(ep, ours_starts[i], expect_hit=False)
+                    sr.ours.append(s)
+                    log(
+                        f"[{label:>6}] ours  {i + 1}/{reps} @{s.start_ms / 1000:8.1f} s: "
+                        f"{s.latency_ms:7.0f} ms, {s.bytes_read / 1e3:8.1f} kB read"
+                    )
+                if i < naive_reps:
+                    s = await bench.naive(ep, naive_starts[i])
+                    sr.naive.append(s)
+                    log(
+                        f"[{label:>6}] naive {i + 1}/{naive_reps} @{s.start_ms / 1000:8.1f} s: "
+                        f"{s.latency_ms:7.0f} ms, {s.bytes_read / 1e6:8.1f} MB read"
+                    )
+            sr.hit = await bench.ours(ep, sr.ours[0].start_ms, expect_hit=True)
+            log(f"[{label:>6}] ours  cache hit: {sr.hit.latency_ms:.0f} ms")
+            runs.append(sr)
+    result = summarize(runs, reps, naive_reps, clip_ms)
+    result["loadavg_1m"] = {"start": round(load_start[0], 2), "end": round(os.getloadavg()[0], 2)}
+    return result
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def summarize(runs: list[SourceRun], reps: int, naive_reps: int, clip_ms: int) -> dict[str, Any]:
+    sources: list[dict[str, Any]] = []
+    for r in runs:
+        ours_ms = median([s.latency_ms for s in r.ours])
+        ours_b = median([s.bytes_read for s in r.ours])
+        naive_ms = median([s.latency_ms for s in r.naive])
+        naive_b = median([s.bytes_read for s in r.naive])
+        cut = [s.cut_ms for s in r.ours if s.cut_ms is not None]
+        sources.append(
+            {
+                "duration_s": r.duration_s,
+                "label": _label(r.duration_s),
+                "size_bytes": r.size_bytes,
+                "register_ms": round(r.register_ms),
+                "seek_index_entries": r.index_entries,
+                "seek_index_load_ms": round(r.index_load_ms, 1),
+                "ours": {
+                    "median_latency_ms": round(ours_ms, 1),
+                    "median_bytes_read": round(ours_b),
+                    "min_latency_ms": round(min(s.latency_ms for s in r.ours), 1),
+                    "max_latency_ms": round(max(s.latency_ms for s in r.ours), 1),
+                    "median_cut_ms": round(median(cut), 1) if cut else None,
+                    "median_clip_bytes": round(median([s.clip_bytes for s in r.ours])),
+                    "cache_hit_latency_ms": round(r.hit.latency_ms, 1) if r.hit else None,
+                    "cache_hit_bytes_read": r.hit.bytes_read if r.hit else None,
+                    "samples": [asdict(s) for s in r.ours],
+                },
+                "naive": {
+                    "median_latency_ms": round(naive_ms, 1),
+                    "median_bytes_read": round(naive_b),
+                    "min_latency_ms": round(min(s.latency_ms for s in r.naive), 1),
+                    "max_latency_ms": round(max(s.latency_ms for s in r.naive), 1),
+                    "samples": [asdict(s) for s in r.naive],
+                },
+                "naive_over_ours": {
+                    "latency": ratio(naive_ms, ours_ms),
+                    "bytes_read": ratio(naive_b, ours_b),
+                },
+            }
+        )
+    result: dict[str, Any] = {
+        "benchmark": "clip",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "clip_ms": clip_ms,
+        "reps": reps,
+        "naive_reps": naive_reps,
+        "cpus": _cpus(),
+        "sources": sources,
+    }
+    if len(sources) >= 2:
+        short, long = sources[0], sources[-1]
+        result["ours_longest_over_shortest"] = {
+            "longest_s": long["duration_s"],
+            "shortest_s": short["duration_s"],
+            "latency": ratio(long["ours"]["median_latency_ms"], short["ours"]["median_latency_ms"]),
+            "bytes_read": ratio(
+                long["ours"]["median_bytes_read"], short["ours"]["median_bytes_read"]
+            ),
+        }
+    return result
+
+
+def without_samples(result: dict[str, Any]) -> dict[str, Any]:
+    """The summary without per-request samples: what the one-line JSON on stdout carries."""
+    sources = [
+        {**s, **{p: {k: v for k, v in s[p].items() if k != "samples"} for p in ("ours", "naive")}}
+        for s in result["sources"]
+    ]
+    return {**result, "sources": sources}
+
+
+def _cpus() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count()
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _spread(path: dict[str, Any]) -> str:
+    return f"{path['min_latency_ms']:.0f}-{path['max_latency_ms']:.0f} ms"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}x" if value < 100 else f"{value:.0f}x"
+
+
+def render(result: dict[str, Any]) -> str:
+    head = (
+        "| source | size | ours p50 | ours read | naive p50 | naive read "
+        "| naive/ours latency | naive/ours bytes | ours cache hit |"
+    )
+    lines = [
+        f"{result['clip_ms'] / 1000:g} s clips, median of {result['reps']} requests "
+        f"({result['naive_reps']} naive) per source, {result['cpus']} CPUs, "
+        f"load average {result['loadavg_1m']['start']:.2f} at the start",
+        "",
+        head,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in result["sources"]:
+        o, n, r = s["ours"], s["naive"], s["naive_over_ours"]
+        lines.append(
+            f"| {s['label']} | {_bytes(s['size_bytes'])} "
+            f"| {o['median_latency_ms']:.0f} ms | {_bytes(o['median_bytes_read'])} "
+            f"| {n['median_latency_ms']:.0f} ms | {_bytes(n['median_bytes_read'])} "
+            f"| {_x(r['latency'])} | {_x(r['bytes_read'])} "
+            f"| {o['cache_hit_latency_ms']:.0f} ms |"
+        )
+    lines += [
+        "",
+        "| source | registration | seek index entries | index load p50 | ours cut p50 "
+        "| ours min-max | naive min-max | clip size |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in result["sources"]:
+        cut = s["ours"]["median_cut_ms"]
+        lines.append(
+            f"| {s['label']} | {s['register_ms'] / 1000:.1f} s | {s['seek_index_entries']} "
+            f"| {s['seek_index_load_ms']:.0f} ms | {'-' if cut is None else f'{cut:.0f} ms'} "
+            f"| {_spread(s['ours'])} | {_spread(s['naive'])} "
+            f"| {_bytes(s['ours']['median_clip_bytes'])} |"
+        )
+    cmp = result.get("ours_longest_over_shortest")
+    if cmp:
+        lines += [
+            "",
+            f"ours, {_label(cmp['longest_s'])} vs {_label(cmp['shortest_s'])} source: "
+            f"latency {_x(cmp['latency'])}, bytes read {_x(cmp['bytes_read'])} "
+            "(1.0x = a clip costs the same whatever the episode length)",
+        ]
+    return "\n".join(lines)
+
+
+# -- CLI --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.clip_bench", description=(__doc__ or "").split("\n")[0]
+    )
+    p.add_argument(
+        "--durations",
+        default="600,3600,10800",
+        help="source durations in seconds, comma separated (default: 600,3600,10800)",
+    )
+    p.add_argument("--reps", type=int, default=9, help="requests per source and path (default 9)")
+    p.add_argument(
+        "--naive-reps", type=int, default=None, help="requests per source for the naive path"
+    )
+    p.add_argument("--clip-s", type=float, default=30.0, help="clip length in seconds (default 30)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON results file (default: $STACK_DIR/bench/clip_bench.json)",
+    )
+    args = p.parse_args(argv)
+    try:
+        args.durations = sorted({int(x) for x in args.durations.split(",") if x.strip()})
+    except ValueError:
+        p.error("--durations must be whole seconds, comma separated")
+    clip_ms = round(args.clip_s * 1000)
+    if not args.durations or min(args.durations) * 1000 <= clip_ms:
+        p.error("every source must be longer than the clip")
+    if args.reps < 1 or (args.naive_reps is not None and args.naive_reps < 1):
+        p.error("--reps and --naive-reps must be >= 1")
+    if not 0 < clip_ms <= Settings().clip_max_duration_ms:
+        p.error("--clip-s must be positive and within CLIP_MAX_DURATION_MS")
+    args.clip_ms = clip_ms
+    args.naive_reps = args.naive_reps or args.reps
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    try:
+        result = asyncio.run(run(args.durations, args.reps, args.naive_reps, args.clip_ms))
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    out: Path = args.out or cache_dir() / "clip_bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(render(result))
+    print()
+    print(json.dumps(without_samples(result), separators=(",", ":")))
+    log(f"\nwritten to {out} (whole run {result['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Episode registration against real MongoDB and S3."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from services.common.episodes import EpisodeExists, EpisodeStore
+from services.common.ffmpeg import FFmpeg
+from services.common.media_store import MediaStore
+from services.common.mongo import connect, database
+from services.common.registration import ForeignObject, register_file, register_s3_object
+from services.common.settings import Settings
+from tests.support import audio
+
+
+async def test_racing_registrations_of_one_id_keep_the_winners_source(
+    settings: Settings, tmp_path: Path
+) -> None:
+    mongo = connect(settings)
+    store = EpisodeStore(database(mongo, settings))
+    ffmpeg = FFmpeg.from_settings(settings)
+    short = audio.make_episode(tmp_path / "short.mp3", "vbr", 10)
+    long = audio.make_episode(tmp_path / "long.mp3", "cbr", 20)
+    async with MediaStore.from_settings(settings) as media:
+        results = await asyncio.gather(
+            *(register_file(p, episode_id="ep-race", tenant_id="acme", filename=p.name,
+                            store=store, media=media, ffmpeg=ffmpeg) for p in (short, long)),
+            return_exceptions=True,
+        )  # fmt: skip
+        winners = [r for r in results if not isinstance(r, BaseException)]
+        losers = [r for r in results if isinstance(r, BaseException)]
+        assert len(winners) == 1 and len(losers) == 1
+        assert isinstance(losers[0], EpisodeExists)
+        episode = await store.get("ep-race")
+        winner = winners[0]
+        assert episode is not None and not isinstance(winner, BaseException)
+        assert (episode.s3_key, episode.size_bytes, episode.duration_ms) == (
+            winner.s3_key,
+            winner.size_bytes,
+            winner.duration_ms,
+        )
+        info = await media.head(episode.s3_key)
+        assert info is not None and info.size == episode.size_bytes
+        index = await store.seek_index("ep-race")
+        assert index is not None and index.size_bytes == episode.size_bytes
+        listing = await media.client.list_objects_v2(
+            Bucket=settings.s3_bucket, Prefix=media.full_key("episodes/ep-race/")
+        )
+        assert len(listing["Contents"]) == 1, "the loser's upload must be removed"
+    await mongo.close()
+
+
+async def test_registration_by_key_only_from_the_tenants_ingest_prefix(
+    settings: Settings, tmp_path: Path
+) -> None:
+    mongo = connect(settings)
+    store = EpisodeStore(database(mongo, settings))
+    ffmpeg = FFmpeg.from_settings(settings)
+    src = audio.make_episode(tmp_path / "a.wav", "wav", 3)
+    async with MediaStore.from_settings(settings) as media:
+        await media.upload_file("ingest/acme/a.wav", src)
+        ep = await register_s3_object("ingest/acme/a.wav", episode_id="ep-a", tenant_id="acme",
+                                      store=store, media=media, ffmpeg=ffmpeg)  # fmt: skip
+        assert (ep.codec, ep.duration_ms, ep.seek_indexed) == ("pcm_s16le", 3000, False)
+        with pytest.raises(ForeignObject):
+            await register_s3_object("ingest/acme/a.wav", episode_id="ep-b", tenant_id="other",
+                                     store=store, media=media, ffmpeg=ffmpeg)  # fmt: skip
+    await mongo.close()
