@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.common.media_store import MediaStore
 from services.common.settings import Settings
 from tests.support import audio
 from tests.support.services import ROOT, running, settings_env
@@ -33,7 +34,7 @@ def api(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, dict[str, str
 
 
 async def test_clip_miss_then_hit_then_concurrent_then_bad_input(
-    api: tuple[str, dict[str, str]], tmp_path: Path
+    api: tuple[str, dict[str, str]], tmp_path: Path, settings: Settings
 ) -> None:
     base, headers = api
     source = audio.make_episode(tmp_path / "ep.mp3", "vbr", 60)
@@ -69,3 +70,12 @@ async def test_clip_miss_then_hit_then_concurrent_then_bad_input(
         assert bad.status_code == 422 and "start_past_end" in bad.text
         unknown = await client.get("/api/v1/audio_clips/nope", params=params)
         assert unknown.status_code == 404
+
+        # The source vanishes from S3: cached clips still answer, new cuts fail clearly.
+        source_key = resp.json()["s3_key"]
+        async with MediaStore.from_settings(settings) as media:
+            await media.delete(source_key)
+        cached = await client.get(url, params=params)
+        assert cached.status_code == 200 and cached.json()["cache_hit"] is True
+        gone = await client.get(url, params={"start_time_ms": 30_000, "duration_ms": 1000})
+        assert gone.status_code == 502 and gone.json()["error"]["code"] == "source_missing"
