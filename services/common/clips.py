@@ -249,7 +249,7 @@ class ClipStore:
             {"$sort": {"count": -1}},
             {"$limit": limit},
         ]
-        cursor = await self._clips.database[REQUEST_LOG].aggregate(pipeline)
+        cursor = await self._log.aggregate(pipeline)
         return [{**d["_id"], "count": d["count"]} async for d in cursor]
 
     async def prune_requests(self, older_than: timedelta) -> int:

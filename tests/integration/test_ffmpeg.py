@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,6 @@ from services.common.media_store import MediaStore
 from services.common.settings import Settings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[MediaStore]:
-    async with MediaStore.from_settings(settings) as media:
-        await media.ensure_bucket()
-        try:
-            yield media
-        finally:
-            await media.delete_prefix("")
 
 
 async def _make_sine_mp3(port: FFmpeg, path: Path, seconds: float = 2.0) -> None:

@@ -20,16 +20,6 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[MediaStore]:
-    async with MediaStore.from_settings(settings) as media:
-        await media.ensure_bucket()
-        try:
-            yield media
-        finally:
-            await media.delete_prefix("")
-
-
-@pytest.fixture
 async def small_part_store(settings: Settings) -> AsyncIterator[MediaStore]:
     small_parts = settings.model_copy(update={"s3_multipart_threshold": 5 * MiB})
     async with MediaStore.from_settings(small_parts) as media:

@@ -4,7 +4,6 @@ where it was after its consumer fails."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 from schemas import TOPICS
 from schemas.clip import ClipReady
@@ -12,24 +11,9 @@ from services.common.kafka import KafkaEmitter, ensure_topics
 from services.common.settings import Settings
 from services.submitter.listener import ResultsListener
 from services.submitter.waiter import ResultWaiter
+from tests.support.events import clip_ready
 
-
-def ready(request_id: str) -> ClipReady:
-    return ClipReady(
-        request_id=request_id,
-        tenant_id="acme",
-        producer="clipper",
-        episode_id="ep",
-        s3_key="audio_clips/ep/0-1000.mp3",
-        clip_url="http://s3/x",
-        cache_hit=False,
-        generation_time_ms=5,
-        size_bytes=10,
-        start_ms=0,
-        end_ms=1000,
-        format="mp3",
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
-    )
+ready = clip_ready
 
 
 async def test_results_are_seen_from_ready_on_and_across_a_restart(settings: Settings) -> None:

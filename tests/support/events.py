@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas import ErrorInfo, Event
-from schemas.clip import ClipFailed, ClipRequested
+from schemas.clip import ClipFailed, ClipReady, ClipRequested
 
 
 def clip_request(**kw: Any) -> ClipRequested:
@@ -22,4 +23,13 @@ def clip_failed(event: Event, error: ErrorInfo) -> Event:
     return ClipFailed(
         request_id=event.request_id, tenant_id=event.tenant_id, producer="tests",
         correlation_id=event.correlation_id, episode_id=event.episode_id, error=error,
+    )  # fmt: skip
+
+
+def clip_ready(request_id: str) -> ClipReady:
+    return ClipReady(
+        request_id=request_id, tenant_id="acme", producer="clipper", episode_id="ep",
+        s3_key="audio_clips/ep/0-1000.mp3", clip_url="http://s3/x", cache_hit=False,
+        generation_time_ms=5, size_bytes=10, start_ms=0, end_ms=1000, format="mp3",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
     )  # fmt: skip

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from schemas import ErrorInfo
 from schemas.clip import ClipFailed, ClipReady
 from services.submitter.waiter import Background, ResultWaiter, TooManyPending
+from tests.support.events import clip_ready
 
-
-def ready(request_id: str) -> ClipReady:
-    return ClipReady(
-        request_id=request_id,
-        tenant_id="acme",
-        producer="clipper",
-        episode_id="ep",
-        s3_key="audio_clips/ep/0-1000.mp3",
-        clip_url="http://s3/x",
-        cache_hit=False,
-        generation_time_ms=5,
-        size_bytes=10,
-        start_ms=0,
-        end_ms=1000,
-        format="mp3",
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
-    )
+ready = clip_ready
 
 
 def failed(request_id: str) -> ClipFailed:
