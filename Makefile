@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv up down status run stop test test-unit lint bench schemas
+.PHONY: venv up down status run stop test test-unit lint bench schemas mutate
 
 venv:
 	@scripts/bootstrap
@@ -40,3 +40,14 @@ schemas: venv
 
 bench: up
 	$(PY) -m bench.clip_bench
+
+# Mutation testing of the shared stage code against the unit tier (not part of CI; a few
+# minutes on 2 cores). Starts from scratch each time: mutmut keeps old verdicts for code
+# that did not change, even when the tests did. Setup in pyproject.toml [tool.mutmut].
+MUTATE_JOBS ?= 2
+
+mutate: venv
+	rm -rf mutants
+	$(PY) scripts/mutation_report.py run --max-children $(MUTATE_JOBS)
+	@echo
+	$(PY) scripts/mutation_report.py

@@ -39,9 +39,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.sources import cache_dir, ensure_source
 from schemas.clip import ClipReady, ClipRequested
+from schemas.names import Stage
 from services.clipper.cutter import Cut, FFmpegCutter
 from services.clipper.handler import ClipConfig, ClipHandler
-from services.common.clips import ClipPlan, ClipStore
+from services.common.clip_rules import ClipPlan
+from services.common.clips import ClipStore
+from services.common.context import StageContext
 from services.common.episodes import Episode, EpisodeStore
 from services.common.ffmpeg import FFmpeg, temp_workdir
 from services.common.media_store import MediaStore
@@ -52,6 +55,19 @@ from services.common.settings import Settings
 TENANT = "bench"
 # Off the MP3 frame grid (26.12 ms), so no start happens to fall on a frame edge.
 START_JITTER_MS = 317
+
+
+class _NoCheckpoints:
+    """The clip stage saves no checkpoints; the bench times the handler alone."""
+
+    async def load(self, stage: str, event_id: str, step: str) -> None:
+        return None
+
+    async def save(self, stage: str, event_id: str, step: str, result: object) -> None:
+        return None
+
+
+_NO_CHECKPOINTS = _NoCheckpoints()
 
 
 def log(msg: str) -> None:
@@ -127,7 +143,8 @@ class Bench:
         self.cutter.last_cut_ms = None
         before = self.media.bytes_read
         t0 = time.perf_counter()
-        (ready,) = await self.handler(req)
+        ctx = StageContext(Stage.CLIP, req, 1, time.monotonic() + 600, _NO_CHECKPOINTS)
+        (ready,) = await self.handler(req, ctx)
         latency = (time.perf_counter() - t0) * 1000
         read = self.media.bytes_read - before
         assert isinstance(ready, ClipReady)

@@ -26,6 +26,13 @@ DLQ_HEADERS = (
 # Headers are for triage, not for carrying tracebacks.
 MAX_ERROR_BYTES = 4096
 
+# A message too large for the DLQ producer keeps only its first bytes there; these
+# headers say so, with what is needed to match it to the original.
+HEADER_TRUNCATED = "truncated"
+HEADER_ORIGINAL_SIZE = "original_size"
+HEADER_ORIGINAL_SHA256 = "original_sha256"
+TRUNCATED_BODY_BYTES = 64 * 1024
+
 
 def _truncate(text: str) -> bytes:
     # Cut on bytes, then drop a character split in half by the cut.

@@ -19,6 +19,7 @@ KeyField = Literal["job_id", "request_id"]
 
 TOPIC_NAMESPACE = "tapedeck."
 DLQ_SUFFIX = ".dlq"
+RESULTS_SUFFIX = ".results"
 DAY_MS = 24 * 60 * 60 * 1000
 DEFAULT_RETENTION_MS = 7 * DAY_MS
 # Dead letters wait for a human, who may be on holiday.
@@ -153,6 +154,10 @@ class TopicRegistry:
 
     def dlqs(self) -> tuple[Topic, ...]:
         return tuple(topic.dlq() for topic in self)
+
+    def results(self) -> tuple[Topic, ...]:
+        """The outcome topics (``*.results``): what request/reply waiters listen to."""
+        return tuple(topic for topic in self if topic.name.endswith(RESULTS_SUFFIX))
 
 
 TOPICS = TopicRegistry(

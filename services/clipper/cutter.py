@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.common.clips import CODEC_OF_FORMAT, ClipPlan
-from services.common.episodes import Episode, EpisodeRepo, SeekIndex
-from services.common.ffmpeg import FFmpeg, FFmpegError, temp_workdir
-from services.common.media_store import MediaStore
+from services.common.clip_rules import CODEC_OF_FORMAT, ClipPlan
+from services.common.episodes import Episode, SeekIndex
+from schemas.codes import Code
+from services.common.errors import PermanentError
+from services.common.ffmpeg import FFmpegError, NotMediaError
+from services.common.ports import EpisodeRepo, FFmpegPort, MediaPort
 
 # Re-encoded clips: podcasts are mostly speech, 128k is transparent for them.
 ENCODERS: dict[str, dict[str, Any]] = {
@@ -43,6 +45,13 @@ COPY = {
 MP3_DECODER_DELAY = 529
 # URL lifetime for ffmpeg's own reads of the source: only as long as a cut can take.
 SOURCE_URL_EXPIRY_S = 900
+CUT_WORKDIR_PREFIX = "tapedeck-clip-"
+
+
+class SourceUnreadable(PermanentError):
+    """A registered episode's source no longer decodes (replaced or corrupted in storage)."""
+
+    code = Code.SOURCE_UNREADABLE
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ class Cut:
 
 class FFmpegCutter:
     def __init__(
-        self, media: MediaStore, ffmpeg: FFmpeg, episodes: EpisodeRepo, index_cache: int = 64
+        self, media: MediaPort, ffmpeg: FFmpegPort, episodes: EpisodeRepo, index_cache: int = 64
     ) -> None:
         self._media = media
         self._ffmpeg = ffmpeg
@@ -81,7 +90,7 @@ class FFmpegCutter:
         """Yield the cut clip in a temp dir that is removed afterwards."""
         copy = not plan.accurate and CODEC_OF_FORMAT[plan.format] == episode.codec
         index = await self._seek_index(episode) if episode.seek_indexed else None
-        async with temp_workdir(prefix="tapedeck-clip-") as tmp:
+        async with self._ffmpeg.temp_workdir(prefix=CUT_WORKDIR_PREFIX) as tmp:
             out = tmp / f"clip.{plan.format}"
             bytes_read: int | None = None
             probe_src: Path | str
@@ -99,10 +108,14 @@ class FFmpegCutter:
                                     map_metadata="-1", **opts)  # fmt: skip
             try:
                 await self._ffmpeg.run(stream)
-            except FFmpegError:
-                # Tell "the source is not audio" apart from other ffmpeg failures; the
-                # probe runs only on this failure path, never on a normal cut.
-                await self._ffmpeg.probe(probe_src)  # raises NotMediaError (not_audio)
+            except FFmpegError as exc:
+                # A registered source that no longer decodes is our problem, not the
+                # caller's: tell "unreadable" apart from other ffmpeg failures. The probe
+                # runs only on this failure path, never on a normal cut.
+                try:
+                    await self._ffmpeg.probe(probe_src)
+                except NotMediaError as bad:
+                    raise SourceUnreadable(str(bad)) from exc
                 raise
             yield Cut(out, bytes_read, copy)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,31 +14,19 @@ from typing import Protocol
 
 from schemas import ErrorInfo, Event
 from schemas.clip import ClipFailed, ClipReady, ClipRequested
-from services.common.clips import (
-    CONTENT_TYPES,
+from schemas.codes import Code
+from schemas.names import UNCOUNTED_PRODUCERS, Producer
+from services.common.clip_rules import (
     ClipPlan,
     ClipRejected,
-    ClipRepo,
     EpisodeNotFound,
     check_request,
     plan_clip,
 )
-from services.common.episodes import Episode, EpisodeRepo
-
-PRODUCER = "clipper"
-
-
-class ObjectMeta(Protocol):
-    @property
-    def size(self) -> int: ...
-
-
-class MediaPort(Protocol):
-    async def head(self, key: str) -> ObjectMeta | None: ...
-
-    async def presign_get(self, key: str, expires_s: int) -> str: ...
-
-    async def upload_file(self, key: str, path: Path, content_type: str | None = None) -> int: ...
+from services.common.context import StageContext
+from services.common.episodes import Episode
+from services.common.media_types import CONTENT_TYPES
+from services.common.ports import ClipRepo, Clock, EpisodeRepo, MediaPort
 
 
 class CutResult(Protocol):
@@ -57,9 +45,7 @@ class Cutter(Protocol):
 class ClipConfig:
     max_duration_ms: int
     url_expiry_s: int
-    # Requests from the cache warmer are not demand: counting them would make the ranges
-    # it warms look ever more popular.
-    uncounted_producers: frozenset[str] = frozenset({"cli"})
+    uncounted_producers: frozenset[str] = UNCOUNTED_PRODUCERS
 
 
 @dataclass(frozen=True)
@@ -77,7 +63,7 @@ class ClipHandler:
         media: MediaPort,
         cutter: Cutter,
         config: ClipConfig,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._episodes = episodes
         self._clips = clips
@@ -88,7 +74,7 @@ class ClipHandler:
         # One cut per clip key in this process; the unique index covers other processes.
         self._inflight: dict[str, asyncio.Future[Produced]] = {}
 
-    async def __call__(self, event: Event) -> Sequence[Event]:
+    async def __call__(self, event: Event, ctx: StageContext) -> Sequence[Event]:
         if not isinstance(event, ClipRequested):
             raise TypeError(f"clipper cannot handle {event.event_type}")
         started = self._clock()
@@ -96,7 +82,8 @@ class ClipHandler:
             event.episode_id, event.start_ms, event.duration_ms, self._config.max_duration_ms
         )
         episode = await self._episodes.get(event.episode_id)
-        if episode is None:
+        # Another tenant's episode is indistinguishable from a missing one, as over HTTP.
+        if episode is None or episode.tenant_id != event.tenant_id:
             raise EpisodeNotFound(event.episode_id)
         plan = plan_clip(
             episode,
@@ -115,7 +102,7 @@ class ClipHandler:
                 request_id=event.request_id,
                 tenant_id=event.tenant_id,
                 correlation_id=event.correlation_id,
-                producer=PRODUCER,
+                producer=Producer.CLIPPER,
                 episode_id=plan.episode_id,
                 s3_key=plan.key,
                 clip_url=url,
@@ -158,7 +145,7 @@ class ClipHandler:
         source = await self._media.head(episode.s3_key)
         if source is None:
             raise ClipRejected(
-                "source_missing", f"the source audio of {episode.episode_id!r} is missing"
+                Code.SOURCE_MISSING, f"the source audio of {episode.episode_id!r} is missing"
             )
         t0 = self._clock()
         async with self._cutter.cut(episode, plan) as cut:
@@ -174,7 +161,7 @@ def clip_failed(event: Event, error: ErrorInfo) -> Event:
         request_id=event.request_id,
         tenant_id=event.tenant_id,
         correlation_id=event.correlation_id,
-        producer=PRODUCER,
+        producer=Producer.CLIPPER,
         episode_id=event.episode_id,
         error=error,
     )

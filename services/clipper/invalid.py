@@ -9,25 +9,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import ErrorInfo, Event
-from schemas.clip import ClipFailed
+from schemas.clip import ClipFailed, ClipRequested
+from schemas.codes import CLIP_PARAM_CODES, Code
 from schemas.ids import is_plain_id
+from schemas.names import Producer
 from services.common.codec import DecodeError, RawMessage
-
-PARAM_CODES = {
-    "episode_id": "invalid_episode_id",
-    "start_ms": "invalid_time",
-    "duration_ms": "invalid_duration",
-    "format": "invalid_format",
-    "accurate": "invalid_request",
-}
 
 
 def _code(exc: DecodeError) -> str:
     if isinstance(exc.cause, ValidationError):
         for err in exc.cause.errors():
-            if err["loc"] and str(err["loc"][0]) in PARAM_CODES:
-                return PARAM_CODES[str(err["loc"][0])]
-    return "invalid_request"
+            if err["loc"] and str(err["loc"][0]) in CLIP_PARAM_CODES:
+                return CLIP_PARAM_CODES[str(err["loc"][0])]
+    return Code.INVALID_REQUEST
 
 
 def answer_invalid_clip_request(msg: RawMessage, exc: DecodeError) -> Event | None:
@@ -35,7 +29,10 @@ def answer_invalid_clip_request(msg: RawMessage, exc: DecodeError) -> Event | No
         body: Any = json.loads(msg.value or b"")
     except ValueError:
         return None
-    if not isinstance(body, dict) or body.get("event_type") != "clip.requested":
+    if (
+        not isinstance(body, dict)
+        or body.get("event_type") != ClipRequested.model_fields["event_type"].default
+    ):
         return None
     request_id, tenant_id = body.get("request_id"), body.get("tenant_id")
     if not (isinstance(request_id, str) and isinstance(tenant_id, str)):
@@ -50,7 +47,7 @@ def answer_invalid_clip_request(msg: RawMessage, exc: DecodeError) -> Event | No
         return ClipFailed(
             request_id=request_id,
             tenant_id=tenant_id,
-            producer="clipper",
+            producer=Producer.CLIPPER,
             episode_id=episode_id[:512] if isinstance(episode_id, str) else repr(episode_id)[:512],
             error=ErrorInfo(code=_code(exc), message=exc.reason, retryable=False, attempts=1),
             **extra,

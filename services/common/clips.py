@@ -1,109 +1,22 @@
-"""Clip rules and clip metadata, shared by the clipper and the submitter's cache-hit path.
-
-``plan_clip`` is the single place that decides whether a request is valid and which S3
-object answers it, so both paths agree on codes, clamping and keys.
-"""
+"""Clip metadata in MongoDB: the ``audio_clips`` cache records and the request log that
+steers cache warming. The rules that plan a clip are in ``clip_rules``."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from schemas.ids import is_plain_id
-from services.common.episodes import Episode
-from services.common.errors import PermanentError
-from services.common.keys import clip_key
+from services.common.clip_rules import ClipPlan
 from services.common.mongo import Doc
 
 log = logging.getLogger(__name__)
 
 AUDIO_CLIPS = "audio_clips"
 REQUEST_LOG = "clip_request_log"
-FORMATS = ("mp3", "m4a", "wav")
-CONTENT_TYPES = {"mp3": "audio/mpeg", "m4a": "audio/mp4", "wav": "audio/wav"}
-CODEC_OF_FORMAT = {"mp3": "mp3", "m4a": "aac", "wav": "pcm_s16le"}
 
-
-class ClipRejected(PermanentError):
-    """A request that can never succeed as asked; ``param`` names the offending input."""
-
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.param = param
-
-
-class EpisodeNotFound(ClipRejected):
-    def __init__(self, episode_id: str) -> None:
-        super().__init__("episode_not_found", f"unknown episode {episode_id!r}", "episode_id")
-
-
-@dataclass(frozen=True)
-class ClipPlan:
-    episode_id: str
-    start_ms: int
-    end_ms: int
-    format: str
-    accurate: bool
-    key: str
-
-    @property
-    def duration_ms(self) -> int:
-        return self.end_ms - self.start_ms
-
-
-def check_request(episode_id: Any, start_ms: Any, duration_ms: Any, max_duration_ms: int) -> None:
-    """Checks that need no episode: ids, types and limits."""
-    if not isinstance(episode_id, str) or not is_plain_id(episode_id):
-        raise ClipRejected(
-            "invalid_episode_id",
-            "episode_id must be a plain id (letters, digits, '.', '_', '-'; no slashes)",
-            "episode_id",
-        )
-    for name, value in (("start_ms", start_ms), ("duration_ms", duration_ms)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ClipRejected("invalid_time", f"{name} must be an integer number of ms", name)
-    if start_ms < 0:
-        raise ClipRejected("invalid_time", "start_ms must be >= 0", "start_ms")
-    if duration_ms <= 0:
-        raise ClipRejected("invalid_duration", "duration_ms must be > 0", "duration_ms")
-    if duration_ms > max_duration_ms:
-        raise ClipRejected(
-            "duration_too_long",
-            f"duration_ms {duration_ms} exceeds the maximum of {max_duration_ms} ms",
-            "duration_ms",
-        )
-
-
-def plan_clip(
-    episode: Episode,
-    start_ms: int,
-    duration_ms: int,
-    fmt: str,
-    accurate: bool,
-    max_duration_ms: int,
-) -> ClipPlan:
-    check_request(episode.episode_id, start_ms, duration_ms, max_duration_ms)
-    if fmt not in FORMATS:
-        raise ClipRejected(
-            "invalid_format", f"format must be one of {', '.join(FORMATS)}", "format"
-        )
-    if start_ms >= episode.duration_ms:
-        raise ClipRejected(
-            "start_past_end",
-            f"start_ms {start_ms} is at or past the episode's end ({episode.duration_ms} ms)",
-            "start_ms",
-        )
-    end_ms = min(start_ms + duration_ms, episode.duration_ms)
-    key = clip_key(episode.episode_id, start_ms, end_ms, fmt, accurate=accurate)
-    return ClipPlan(episode.episode_id, start_ms, end_ms, fmt, accurate, key)
-
-
-# -- metadata ---------------------------------------------------------------------------------
 
 AUDIO_CLIPS_VALIDATOR = {
     "$jsonSchema": {
@@ -144,14 +57,6 @@ def check_clip_doc(doc: Doc) -> None:
             raise ValueError(f"audio_clips.{name} must be a string")
     if not isinstance(doc["generated_at"], datetime):
         raise ValueError("audio_clips.generated_at must be a date")
-
-
-class ClipRepo(Protocol):
-    async def find(self, plan: ClipPlan) -> Doc | None: ...
-
-    async def insert(self, plan: ClipPlan, size_bytes: int, generation_ms: int) -> Doc: ...
-
-    async def log_request(self, plan: ClipPlan, tenant_id: str, cache_hit: bool) -> None: ...
 
 
 class ClipStore:

@@ -89,10 +89,6 @@ def _summarise(exc: ValidationError) -> str:
     return "invalid event: " + "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
-def encode(event: Event) -> bytes:
-    return event.model_dump_json().encode()
-
-
 def event_headers(event: Event) -> list[tuple[str, bytes]]:
     """Routing facts a consumer can read without parsing the value."""
     return [

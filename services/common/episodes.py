@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.asynchronous.database import AsyncDatabase
@@ -27,6 +27,7 @@ INDEXED_CODECS = frozenset({"mp3"})
 
 
 class EpisodeExists(PermanentError):
+    public = True
     code = "episode_exists"
 
 
@@ -70,12 +71,6 @@ class SeekIndex(BaseModel):
         # One more sample past the end so the last wanted frame is whole.
         last = self.offsets[j + 1] - 1 if j + 1 < len(self.offsets) else self.size_bytes - 1
         return self.times_ms[i], self.offsets[i], last
-
-
-class EpisodeRepo(Protocol):
-    async def get(self, episode_id: str) -> Episode | None: ...
-
-    async def seek_index(self, episode_id: str) -> SeekIndex | None: ...
 
 
 class EpisodeStore:

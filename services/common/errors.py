@@ -2,13 +2,22 @@
 
 Stages retry :class:`TransientError` (network trouble, 5xx, timeouts) and fail fast on
 :class:`PermanentError`, whose ``code`` is a short machine-readable reason recorded with the job.
+
+An error's message is for operators unless its class says ``public = True`` (messages
+written for the caller, such as a clip rule's): public answers otherwise carry the code's
+plain message from ``schemas.codes``, and the detail goes to logs and the job record.
 """
 
 from __future__ import annotations
 
+from schemas.codes import public_message
+from services.common.redact import redact
+
 
 class TapedeckError(Exception):
     """Base class for errors raised on purpose by Tapedeck code."""
+
+    public = False
 
 
 class TransientError(TapedeckError):
@@ -28,3 +37,16 @@ class PermanentError(TapedeckError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+def public_text(exc: BaseException, code: str) -> str:
+    """What may be said about ``exc`` outside: its message if written for the caller,
+    else the code's plain message."""
+    if isinstance(exc, PermanentError) and exc.public and exc.message:
+        return exc.message
+    return public_message(code)
+
+
+def operator_detail(exc: BaseException) -> str:
+    """The full story for operators, without credentials or signed URLs."""
+    return redact(f"{type(exc).__name__}: {exc}")

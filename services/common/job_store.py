@@ -17,7 +17,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from schemas import Event
+from services.common.context import subject_id
 from services.common.mongo import Doc
+from services.common.ports import JobRepo
 
 JOBS = "jobs"
 STAGES = "job_stages"
@@ -130,16 +132,12 @@ class JobStore:
         return {**(job or {"_id": job_id, "job_id": job_id}), "stages": stages}
 
 
-def subject_id(event: Event) -> str:
-    """The job or request an event is about: the key its stage documents hang off."""
-    return str(getattr(event, "job_id", None) or getattr(event, "request_id", ""))
-
-
 class JobStatusRecorder:
-    """StatusRecorder on the job store: RUNNING when a stage starts on an event, then
-    COMPLETED or FAILED with the emitted event, so status reads need no Kafka."""
+    """StatusRecorder on the job store: RUNNING when a stage starts on an event, progress
+    while it works, then COMPLETED or FAILED with every event it emitted (``outputs``, in
+    emit order), so status reads need no Kafka."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobRepo) -> None:
         self._store = store
 
     async def started(self, stage: str, event: Event) -> None:
@@ -151,8 +149,19 @@ class JobStatusRecorder:
         )
 
     async def finished(
-        self, stage: str, event: Event, outputs: Sequence[Event], failed: bool
+        self,
+        stage: str,
+        event: Event,
+        outputs: Sequence[Event],
+        failed: bool,
+        detail: str | None = None,
     ) -> None:
         target = StageStatus.FAILED if failed else StageStatus.COMPLETED
-        result = outputs[0].model_dump(mode="json") if outputs else None
-        await self._store.transition(subject_id(event), stage, target, {"result": result})
+        fields: dict[str, Any] = {"outputs": [e.model_dump(mode="json") for e in outputs]}
+        if detail is not None:
+            # Operators only: the API and the console's tenant views never show it.
+            fields["operator_detail"] = detail
+        await self._store.transition(subject_id(event), stage, target, fields)
+
+    async def progress(self, stage: str, event: Event, fields: Mapping[str, Any]) -> None:
+        await self._store.record_progress(subject_id(event), stage, fields)

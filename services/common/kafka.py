@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Self
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from schemas import TOPICS, Event, Topic
+from schemas import TOPICS, Event, Topic, encode_event
+from schemas.dlq import (
+    HEADER_ORIGINAL_SHA256,
+    HEADER_ORIGINAL_SIZE,
+    HEADER_TRUNCATED,
+    TRUNCATED_BODY_BYTES,
+)
 from schemas.topics import DLQ_SUFFIX
-from services.common.codec import RawMessage, encode, event_headers
+from services.common.codec import RawMessage, event_headers
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,13 +64,14 @@ class KafkaEmitter:
 
     def __init__(self, settings: Settings, client_id: str) -> None:
         self._prefix = settings.topic_prefix
+        self._max_request = max(settings.max_message_bytes * 2, 1024 * 1024)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            max_request_size=max(settings.max_message_bytes * 2, 1024 * 1024),
+            max_request_size=self._max_request,
         )
 
     async def start(self) -> None:
@@ -71,6 +80,13 @@ class KafkaEmitter:
     async def stop(self) -> None:
         await self._producer.stop()
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
     async def emit(self, events: Sequence[Event]) -> None:
         futures = []
         for event in events:
@@ -78,7 +94,7 @@ class KafkaEmitter:
             futures.append(
                 await self._producer.send(
                     topic.full_name(self._prefix),
-                    value=encode(event),
+                    value=encode_event(event),
                     key=topic.key_for(event),
                     headers=event_headers(event),
                 )
@@ -88,6 +104,28 @@ class KafkaEmitter:
 
     async def dead_letter(self, msg: RawMessage, headers: list[tuple[str, bytes]]) -> None:
         # The DLQ of a prefixed topic is that name plus the suffix, whatever the prefix.
+        value, headers = fit_dead_letter(msg.value, msg.key, headers, self._max_request)
         await self._producer.send_and_wait(
-            msg.topic + DLQ_SUFFIX, value=msg.value, key=msg.key, headers=headers
+            msg.topic + DLQ_SUFFIX, value=value, key=msg.key, headers=headers
         )
+
+
+# Room for the record's framing and the producer's own batch overhead.
+_RECORD_OVERHEAD = 16 * 1024
+
+
+def fit_dead_letter(
+    value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]], max_request: int
+) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """The body and headers to dead-letter: unchanged when they fit the producer's
+    request limit, else the body's first bytes with its size and hash in the headers
+    (the broker may accept records larger than any producer of ours may send)."""
+    size = len(value or b"") + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+    if value is None or size + _RECORD_OVERHEAD <= max_request:
+        return value, headers
+    return value[:TRUNCATED_BODY_BYTES], [
+        *headers,
+        (HEADER_TRUNCATED, b"true"),
+        (HEADER_ORIGINAL_SIZE, str(len(value)).encode()),
+        (HEADER_ORIGINAL_SHA256, hashlib.sha256(value).hexdigest().encode()),
+    ]

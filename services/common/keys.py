@@ -27,6 +27,7 @@ __all__ = [
     "clip_key",
     "episode_key",
     "ingest_prefix",
+    "is_under",
     "render_key",
     "validate_ext",
     "validate_ms",
@@ -52,6 +53,7 @@ _PART_RE: Final = re.compile(r"[A-Za-z0-9._-]+")
 class InvalidKeyPart(PermanentError):
     """A value that may not be used as (part of) an S3 key."""
 
+    public = True
     code = "invalid_id"
 
 
@@ -121,6 +123,17 @@ def episode_key(episode_id: str, filename: str) -> str:
     """``episodes/{episode_id}/{filename}``"""
     episode = validate_part(episode_id, "episode_id")
     return f"{EPISODES_PREFIX}{episode}/{validate_part(filename, 'filename')}"
+
+
+def is_under(key: str, prefix: str) -> bool:
+    """True when ``key`` lies below the folder ``prefix`` by whole path segments: no
+    ``ingest/acme2/x`` under ``ingest/acme``, no empty, ``.`` or ``..`` segment to
+    climb out of it, and not the folder itself."""
+    folder = [p for p in prefix.split("/") if p]
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return False
+    return len(parts) > len(folder) and parts[: len(folder)] == folder
 
 
 def ingest_prefix(tenant_id: str) -> str:

@@ -21,8 +21,6 @@ import os
 import unicodedata
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -40,6 +38,8 @@ from botocore.exceptions import (
 )
 
 from services.common.errors import PermanentError, TapedeckError, TransientError
+from services.common.media_types import content_type_for
+from services.common.ports import ObjectInfo
 
 if TYPE_CHECKING:
     from services.common.settings import Settings
@@ -57,18 +57,6 @@ DOWNLOAD_CHUNK_SIZE: Final = 1024 * 1024
 MAX_PARTS: Final = 10_000
 MIN_PART_SIZE: Final = 5 * 1024 * 1024
 _DELETE_BATCH: Final = 1000
-
-_CONTENT_TYPES: Final = {
-    "mp3": "audio/mpeg",
-    "m4a": "audio/mp4",
-    "aac": "audio/aac",
-    "wav": "audio/wav",
-    "ogg": "audio/ogg",
-    "webm": "video/webm",
-    "mp4": "video/mp4",
-    "json": "application/json",
-}
-_DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
 
 _NOT_FOUND_CODES: Final = frozenset({"NoSuchKey", "NotFound", "404"})
 _TRANSIENT_CODES: Final = frozenset(
@@ -89,24 +77,6 @@ class ObjectNotFound(PermanentError):
     """The requested object does not exist."""
 
     code = "not_found"
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """What a HEAD request tells about an object. ``key`` is the logical key."""
-
-    key: str
-    size: int
-    content_type: str | None
-    etag: str | None
-    last_modified: datetime | None
-
-
-def content_type_for(key: str) -> str:
-    """A content type guessed from the key's extension (``application/octet-stream`` if unknown)."""
-    name = key.rsplit("/", 1)[-1]
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return _CONTENT_TYPES.get(ext, _DEFAULT_CONTENT_TYPE)
 
 
 def _map_error(exc: BaseException, what: str) -> TapedeckError | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -18,6 +20,16 @@ def connect(settings: Settings, app_name: str = "tapedeck") -> AsyncMongoClient[
         settings.mongo_url, tz_aware=True, appname=app_name,
         serverSelectionTimeoutMS=settings.mongo_timeout_ms,
     )  # fmt: skip
+
+
+@asynccontextmanager
+async def open_database(settings: Settings, app_name: str) -> AsyncIterator[AsyncDatabase[Doc]]:
+    """The service's database, its client closed on the way out."""
+    client = connect(settings, app_name)
+    try:
+        yield database(client, settings)
+    finally:
+        await client.close()
 
 
 def database(client: AsyncMongoClient[Doc], settings: Settings) -> AsyncDatabase[Doc]:

@@ -17,11 +17,12 @@ from services.common.episodes import (
 )
 from services.common.errors import PermanentError
 from services.common.ffmpeg import FFmpeg, NotMediaError, ProbeResult, temp_workdir
-from services.common.keys import episode_key, ingest_prefix, validate_part
+from services.common.keys import episode_key, ingest_prefix, is_under, validate_part
 from services.common.media_store import MediaStore, ObjectNotFound
 
 
 class ForeignObject(PermanentError):
+    public = True
     code = "forbidden_s3_key"
 
 
@@ -98,7 +99,7 @@ async def register_s3_object(
     """Register an object already in our bucket, reading it once to probe and index."""
     validate_part(episode_id)
     allowed = ingest_prefix(tenant_id)
-    if not s3_key.startswith(allowed):
+    if not is_under(s3_key, allowed):
         raise ForeignObject(f"objects registered by key must be under {allowed!r}")
     if await store.get(episode_id) is not None:
         raise EpisodeExists(f"episode {episode_id!r} is already registered")

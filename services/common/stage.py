@@ -1,4 +1,4 @@
-"""The stage runner: decode -> idempotency check -> handler -> emit -> record.
+"""The stage runner: decode -> idempotency check -> handler(event, ctx) -> emit -> record.
 
 Every service's agent hands each raw record to ``StageRunner.process``. What can go
 wrong has exactly one outcome each:
@@ -9,6 +9,8 @@ wrong has exactly one outcome each:
 * permanent error or a bug -> the stage's ``*.failed`` event at once.
 
 So no job is dropped silently: each accepted event ends in an output or a failure event.
+Each attempt gets a :class:`~services.common.context.StageContext` whose checkpoints
+outlive the attempt, so a retry resumes after the last step the handler saved.
 """
 
 from __future__ import annotations
@@ -17,18 +19,25 @@ import asyncio
 import enum
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from schemas import ErrorInfo, Event
 from services.common.codec import Codec, DecodeError, RawMessage, dead_letter_headers
-from services.common.errors import PermanentError, TransientError
-from services.common.ports import DeadLetters, Emitter, Ledger, StatusRecorder
+from services.common.context import StageContext
+from services.common.errors import (
+    PermanentError,
+    TransientError,
+    operator_detail,
+    public_text,
+)
+from services.common.ports import Checkpoints, Clock, DeadLetters, Emitter, Ledger, StatusRecorder
 from services.common.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Event], Awaitable[Sequence[Event]]]
+Handler = Callable[[Event, StageContext], Awaitable[Sequence[Event]]]
 FailureFactory = Callable[[Event, ErrorInfo], Event]
 # Answers an unreadable request whose sender can still be told (its envelope is intact),
 # so a waiting client hears "invalid" instead of a timeout. None when it cannot.
@@ -51,10 +60,16 @@ class StageRunner:
     emitter: Emitter
     dead_letters: DeadLetters
     ledger: Ledger
+    checkpoints: Checkpoints
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     status: StatusRecorder | None = None
     on_invalid: InvalidAnswer | None = None
     rng: random.Random | None = None
+    # How long one event may take, all attempts included; handlers read it from the context.
+    deadline_s: float = 900.0
+    clock: Clock = time.monotonic
+    # Operator detail of a failure, from _fail to the status record of the same event.
+    _details: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     async def process(self, msg: RawMessage) -> Outcome:
         try:
@@ -71,7 +86,7 @@ class StageRunner:
             headers = dead_letter_headers(
                 msg, error=exc.reason, stage=self.stage, exception=exc.cause or exc
             )
-            await self.dead_letters.dead_letter(msg, headers)
+            await self._dead_letter(msg, headers)
             answer = self.on_invalid(msg, exc) if self.on_invalid is not None else None
             if answer is not None:
                 await self.emitter.emit([answer])
@@ -87,18 +102,52 @@ class StageRunner:
         outputs, outcome = await self._run(event)
         await self.emitter.emit(outputs)
         if self.status is not None:
-            await self.status.finished(self.stage, event, outputs, outcome is Outcome.FAILED)
+            detail = self._details.pop(event_id, None)
+            await self.status.finished(
+                self.stage, event, outputs, outcome is Outcome.FAILED, detail
+            )
         # Recorded only after the outputs are on the broker: a crash in between means the
         # event is handled again, which deterministic output keys make harmless.
         await self.ledger.record(self.stage, event_id, [str(e.event_id) for e in outputs])
         return outcome
 
-    async def _run(self, event: Event) -> tuple[Sequence[Event], Outcome]:
+    async def _dead_letter(self, msg: RawMessage, headers: list[tuple[str, bytes]]) -> None:
+        """Until the DLQ has the message, the agent does not move past it: returning
+        would let the offset be committed over a message that went nowhere."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self.handler(event), Outcome.DONE
+                await self.dead_letters.dead_letter(msg, headers)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = self.retry.delay(min(attempt, 20), self.rng)
+                log.error(
+                    "%s: dead-letter write of %s[%s]@%s failed (attempt %d), retrying in "
+                    "%.2fs: %s",
+                    self.stage, msg.topic, msg.partition, msg.offset, attempt, delay,
+                    operator_detail(exc),
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+
+    async def _run(self, event: Event) -> tuple[Sequence[Event], Outcome]:
+        attempt = 0
+        deadline = self.clock() + self.deadline_s
+        while True:
+            attempt += 1
+            ctx = StageContext(
+                stage=self.stage,
+                event=event,
+                attempt=attempt,
+                deadline=deadline,
+                checkpoints=self.checkpoints,
+                status=self.status,
+                clock=self.clock,
+            )
+            try:
+                return await self.handler(event, ctx), Outcome.DONE
             except TransientError as exc:
                 if attempt >= self.retry.max_attempts:
                     return self._fail(event, exc, "transient_exhausted", True, attempt)
@@ -125,8 +174,11 @@ class StageRunner:
     def _fail(
         self, event: Event, exc: BaseException, code: str, retryable: bool, attempts: int
     ) -> tuple[Sequence[Event], Outcome]:
-        message = str(exc) or type(exc).__name__
-        if isinstance(exc, PermanentError) and exc.message:
-            message = exc.message
+        # The event is public: it says what failed in plain words. What an operator needs
+        # (the exception, a tool's stderr) is logged and kept on the job record instead.
+        detail = operator_detail(exc)
+        log.warning("%s: %s failed with %s: %s", self.stage, event.event_id, code, detail)
+        self._details[str(event.event_id)] = detail
+        message = public_text(exc, code)
         error = ErrorInfo(code=code, message=message, retryable=retryable, attempts=attempts)
         return [self.on_failure(event, error)], Outcome.FAILED

@@ -8,7 +8,7 @@ import logging
 import uvicorn
 
 from services.common.kafka import ensure_topics
-from services.submitter.api import create_api
+from services.submitter.http.app import create_api
 from services.submitter.settings import SubmitterSettings
 
 

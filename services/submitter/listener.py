@@ -1,9 +1,11 @@
-"""Results listener: one consumer per process reading every clip result.
+"""Results listener: one consumer per process reading every result topic of the registry
+(``TOPICS.results()``: clips, audio, video, merges, jobs).
 
 It has no consumer group on purpose: each API instance waits for the results of its own
 requests, which land on any partition, so each instance must read all of them. It starts
-at the end of the topic (older results were for requests nobody here waits for) and
-resumes from where it was after a restart, so a consumer error loses no result.
+at the end of each topic (older results were for requests nobody here waits for) and
+resumes from where it was after a restart, so a consumer error loses no result. Each
+result goes to the sink with the id its topic is keyed by (``job_id`` or ``request_id``).
 """
 
 from __future__ import annotations
@@ -17,24 +19,27 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from schemas import TOPICS, Event, decode_event
+from schemas import TOPICS, Event, Topic, decode_event
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RESULT_TYPES = frozenset(TOPICS.clip_results.event_types)
+# Called with a result and the id its topic is keyed by.
+Sink = Callable[[Event, str], object]
 
 
 class ResultsListener:
     def __init__(
         self,
         settings: Settings,
-        sink: Callable[[Event], object],
+        sink: Sink,
         *,
         client_id: str,
         max_restart_delay_s: float = 30.0,
     ) -> None:
-        self.topic = TOPICS.clip_results.full_name(settings.topic_prefix)
+        self.topics: dict[str, Topic] = {
+            t.full_name(settings.topic_prefix): t for t in TOPICS.results()
+        }
         self._bootstrap = settings.kafka_bootstrap
         self._max_bytes = settings.max_message_bytes
         self._client_id = client_id
@@ -58,11 +63,11 @@ class ResultsListener:
         background and until then misses simply answer 202.
         """
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="clip-results-listener")
+            self._task = asyncio.create_task(self._run(), name="results-listener")
         try:
             await asyncio.wait_for(self._ready.wait(), ready_timeout_s)
         except TimeoutError:
-            log.warning("results listener on %s not ready after %.0fs", self.topic, ready_timeout_s)
+            log.warning("results listener not ready after %.0fs", ready_timeout_s)
             return False
         return True
 
@@ -98,7 +103,7 @@ class ResultsListener:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            self.topic,
+            *self.topics,
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
             group_id=None,
@@ -113,7 +118,7 @@ class ResultsListener:
             await consumer.start()
             await self._position(consumer)
             self._ready.set()
-            log.info("results listener ready on %s", self.topic)
+            log.info("results listener ready on %s", ", ".join(sorted(self.topics)))
             while True:
                 batches = await consumer.getmany(timeout_ms=1000)
                 for tp, records in batches.items():
@@ -126,11 +131,13 @@ class ResultsListener:
             await consumer.stop()
 
     async def _position(self, consumer: AIOKafkaConsumer) -> None:
-        # Without a group, start() assigns every partition from metadata, or fails when the
-        # topic does not exist yet (and the run loop tries again).
+        # Without a group, start() assigns every partition of the topics that exist; one
+        # not created yet fails this try and the run loop tries again, so "ready" always
+        # covers every result topic.
         assigned = consumer.assignment()
-        if not assigned:
-            raise RuntimeError(f"no partitions of {self.topic} assigned")
+        missing = set(self.topics) - {tp.topic for tp in assigned}
+        if missing:
+            raise RuntimeError(f"no partitions of {', '.join(sorted(missing))} assigned")
         fresh = [tp for tp in assigned if tp not in self._positions]
         for tp in assigned:
             if tp in self._positions:
@@ -143,19 +150,20 @@ class ResultsListener:
             self._positions[tp] = await consumer.position(tp)
 
     def _handle(self, value: bytes | None, tp: TopicPartition, offset: int) -> None:
-        if value is None or len(value) > self._max_bytes:
+        topic = self.topics.get(tp.topic)
+        if topic is None or value is None or len(value) > self._max_bytes:
             return
         try:
             event = decode_event(value)
         except Exception as exc:
-            # Not ours to dead-letter: the clipper's own consumers deal with bad records.
+            # Not ours to dead-letter: the producing stage's own consumers deal with it.
             log.debug(
                 "skipping undecodable record %s[%d]@%d: %s", tp.topic, tp.partition, offset, exc
             )
             return
-        if event.event_type in RESULT_TYPES:
+        if event.event_type in topic.event_types:
             try:
-                self._sink(event)
+                self._sink(event, getattr(event, topic.key_field))
             except Exception:
                 # Re-reading the record after a restart would fail the same way.
                 log.exception("result sink failed on %s@%d", tp, offset)

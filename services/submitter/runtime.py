@@ -1,4 +1,6 @@
-"""Adapters, built once per process and closed in reverse order."""
+"""The submitter's wiring: adapters built once per process, opened one by one on an
+``AsyncExitStack`` (so a failure while opening one closes those already open) and closed
+in reverse order."""
 
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from services.common.job_store import JobStore
 from services.common.kafka import KafkaEmitter
 from services.common.media_store import MediaStore
 from services.common.mongo import Doc, connect, database
-from services.submitter.clip_requests import ClipLimits, ClipPorts
-from services.submitter.episode_intake import EpisodePorts
-from services.submitter.key_store import KeyStore
+from services.common.settings import Settings
+from services.submitter.clips.on_demand import ClipLimits, ClipPorts
+from services.submitter.episodes import EpisodePorts
+from services.submitter.keys import KeyStore
 from services.submitter.listener import ResultsListener
+from services.submitter.requests import RequestPorts
 from services.submitter.settings import SubmitterSettings
 from services.submitter.waiter import Background, ResultWaiter
 
@@ -42,16 +46,18 @@ class Runtime:
     listener: ResultsListener
     background: Background
 
+    def requests(self) -> RequestPorts:
+        return RequestPorts(
+            jobs=self.jobs, emitter=self.emitter, waiter=self.waiter, background=self.background
+        )
+
     def clip_ports(self, wait_timeout_s: float | None = None) -> ClipPorts:
         s = self.settings
         return ClipPorts(
             episodes=self.episodes,
             clips=self.clips,
             media=self.media,
-            jobs=self.jobs,
-            emitter=self.emitter,
-            waiter=self.waiter,
-            background=self.background,
+            requests=self.requests(),
             limits=ClipLimits(
                 max_duration_ms=s.clip_max_duration_ms,
                 url_expiry_s=s.clip_url_expiry_s,
@@ -82,9 +88,10 @@ class Runtime:
 async def open_runtime(
     settings: SubmitterSettings, *, client_id: str = "submitter"
 ) -> AsyncIterator[Runtime]:
+    """Create the result topics (``TOPICS.results()``) first: the listener is ready only
+    once it reads every one of them."""
     async with AsyncExitStack() as stack:
-        mongo = connect(settings, app_name=client_id)
-        stack.push_async_callback(mongo.close)
+        mongo = await stack.enter_async_context(_mongo(settings, client_id))
         db = database(mongo, settings)
         keys, episodes, clips, jobs = KeyStore(db), EpisodeStore(db), ClipStore(db), JobStore(db)
         await asyncio.gather(
@@ -94,18 +101,11 @@ async def open_runtime(
             jobs.ensure_indexes(),
         )
         media = await stack.enter_async_context(MediaStore.from_settings(settings))
-
-        emitter = KafkaEmitter(settings, client_id)
-        # Registered first: a producer whose start fails half-way still gets closed.
-        stack.push_async_callback(emitter.stop)
-        await emitter.start()
-
+        emitter = await stack.enter_async_context(_emitter(settings, client_id))
         waiter = ResultWaiter()
-        listener = ResultsListener(settings, waiter.resolve, client_id=f"{client_id}-results")
-        stack.push_async_callback(listener.stop)
-        # Waiting here means the first miss this process answers is already covered.
-        await listener.start(ready_timeout_s=30)
-
+        listener = await stack.enter_async_context(
+            _listener(settings, waiter, f"{client_id}-results")
+        )
         background = Background()
         # Last in, first out: in-flight emits finish before the producer stops, and
         # waiters are woken before the listener goes.
@@ -125,3 +125,36 @@ async def open_runtime(
             listener=listener,
             background=background,
         )
+
+
+@asynccontextmanager
+async def _mongo(settings: Settings, client_id: str) -> AsyncIterator[AsyncMongoClient[Doc]]:
+    client = connect(settings, app_name=client_id)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def _emitter(settings: Settings, client_id: str) -> AsyncIterator[KafkaEmitter]:
+    emitter = KafkaEmitter(settings, client_id)
+    try:
+        # Inside the try: a producer whose start fails half-way still gets closed.
+        await emitter.start()
+        yield emitter
+    finally:
+        await emitter.stop()
+
+
+@asynccontextmanager
+async def _listener(
+    settings: Settings, waiter: ResultWaiter, client_id: str
+) -> AsyncIterator[ResultsListener]:
+    listener = ResultsListener(settings, waiter.resolve, client_id=client_id)
+    try:
+        # Waiting here means the first miss this process answers is already covered.
+        await listener.start(ready_timeout_s=30)
+        yield listener
+    finally:
+        await listener.stop()

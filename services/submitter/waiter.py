@@ -1,7 +1,8 @@
-"""Waiting for a request's result event without polling anything.
+"""Waiting for a job's or request's result event without polling anything.
 
-A caller registers the request id *before* it emits the request, so a result that comes
-back faster than the emit call returns is not lost. Every registration is removed when
+Results are matched by the id their topic is keyed by (``job_id`` or ``request_id``). A
+caller registers that id *before* it emits the request, so a result that comes back
+faster than the emit call returns is not lost. Every registration is removed when
 its ``with`` block ends (answered, timed out or cancelled), and the number in flight is
 capped, so the table cannot grow without bound.
 """
@@ -15,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from schemas import Event
+from services.common.context import subject_id
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +33,20 @@ class ResultWaiter:
     def __len__(self) -> int:
         return len(self._futures)
 
-    def expect(self, request_id: str) -> Pending:
-        if request_id in self._futures:
-            raise ValueError(f"request {request_id!r} is already awaited")
+    def expect(self, key: str) -> Pending:
+        if key in self._futures:
+            raise ValueError(f"{key!r} is already awaited")
         if len(self._futures) >= self.max_pending:
             raise TooManyPending(f"{len(self._futures)} requests already wait for results")
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        self._futures[request_id] = future
-        return Pending(self, request_id, future)
+        self._futures[key] = future
+        return Pending(self, key, future)
 
-    def resolve(self, event: Event) -> bool:
-        """Hand a result to whoever waits for its request; False when nobody does (the
-        usual case for results of other instances' requests)."""
-        request_id = getattr(event, "request_id", None)
-        future = self._futures.get(request_id) if isinstance(request_id, str) else None
+    def resolve(self, event: Event, key: str | None = None) -> bool:
+        """Hand a result to whoever waits for ``key`` (by default the event's job or
+        request id); False when nobody does (the usual case for results of other
+        instances' requests)."""
+        future = self._futures.get(key if key is not None else subject_id(event))
         if future is None or future.done():
             return False
         future.set_result(event)
@@ -56,14 +58,14 @@ class ResultWaiter:
             if not future.done():
                 future.cancel()
 
-    def _forget(self, request_id: str, future: asyncio.Future[Event]) -> None:
-        if self._futures.get(request_id) is future:
-            del self._futures[request_id]
+    def _forget(self, key: str, future: asyncio.Future[Event]) -> None:
+        if self._futures.get(key) is future:
+            del self._futures[key]
 
 
 class Pending:
-    def __init__(self, waiter: ResultWaiter, request_id: str, future: asyncio.Future[Event]):
-        self.request_id = request_id
+    def __init__(self, waiter: ResultWaiter, key: str, future: asyncio.Future[Event]):
+        self.key = key
         self._waiter = waiter
         self._future = future
 
@@ -83,7 +85,7 @@ class Pending:
             raise
 
     def close(self) -> None:
-        self._waiter._forget(self.request_id, self._future)
+        self._waiter._forget(self.key, self._future)
         if not self._future.done():
             self._future.cancel()
 

@@ -12,7 +12,10 @@ from services.common.settings import Settings
 
 
 async def produce(settings: Settings, topic: str, values: list[bytes], key: bytes = b"k") -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    # As large as the local broker accepts, so tests can send what any producer could.
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, max_request_size=10 * 1024 * 1024
+    )
     await producer.start()
     try:
         for value in values:

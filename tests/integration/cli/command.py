@@ -1,0 +1,31 @@
+"""Running ``tapedeck`` as a user would: the installed script, configured by env."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from services.common.settings import Settings
+
+TAPEDECK = Path(sys.executable).with_name("tapedeck")
+
+
+async def tapedeck(settings: Settings, *args: str) -> tuple[int, str, str]:
+    env = {
+        **os.environ,
+        "TOPIC_PREFIX": settings.topic_prefix,
+        "MONGO_DB": settings.mongo_db,
+        "S3_KEY_PREFIX": settings.s3_key_prefix,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        str(TAPEDECK),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -1,0 +1,63 @@
+"""The stage context: progress bounds, checkpoints that cannot record "nothing", and
+progress that never fails the work it describes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from schemas import TOPICS, Event
+from schemas.example_events import EXAMPLES
+from services.common.context import subject_id
+from tests.support.events import clip_request
+from tests.support.fakes import MemoryCheckpoints, MemoryJobs, context_for
+
+
+@pytest.mark.parametrize(("done", "total"), [(-1, 3), (4, 3), (0, 0)])
+async def test_progress_out_of_range_is_a_bug(done: int, total: int) -> None:
+    ctx = context_for(clip_request(), jobs=MemoryJobs())
+    with pytest.raises(ValueError):
+        await ctx.progress(done, total)
+
+
+async def test_a_failing_progress_write_does_not_fail_the_work() -> None:
+    class Broken:
+        async def started(self, stage: str, event: Event) -> None: ...
+
+        async def finished(self, *args: object) -> None: ...
+
+        async def progress(self, stage: str, event: Event, fields: Mapping[str, Any]) -> None:
+            raise ConnectionError("mongo down")
+
+    ctx = context_for(clip_request())
+    ctx.status = Broken()
+    await ctx.progress(1, 2)  # logged, not raised
+
+
+async def test_checkpoints_are_read_once_then_remembered() -> None:
+    checkpoints = MemoryCheckpoints()
+    ctx = context_for(clip_request(), checkpoints=checkpoints)
+    assert await ctx.checkpoint("a") is None
+    await ctx.save("a", {"k": 1})
+    loads = checkpoints.loads
+    assert await ctx.checkpoint("a") == {"k": 1}
+    assert checkpoints.loads == loads
+    with pytest.raises(ValueError):
+        await ctx.save("b", None)
+
+
+def test_subject_is_the_job_or_the_request() -> None:
+    assert subject_id(clip_request(request_id="req-9")) == "req-9"
+
+
+@pytest.mark.parametrize("event", list(EXAMPLES.values()), ids=lambda e: e.event_type)
+def test_the_subject_is_what_the_events_topic_is_keyed_by(event: Event) -> None:
+    # So the stage record of an event and its partition key name the same job or request.
+    assert subject_id(event).encode() == TOPICS.for_event(event.event_type).key_for(event)
+
+
+def test_an_event_about_no_job_or_request_has_an_empty_subject() -> None:
+    ping = Event(event_type="ping", schema_version=1, tenant_id="acme", producer="tests")
+    assert subject_id(ping) == ""

@@ -1,0 +1,358 @@
+"""StageRunner and Codec with in-memory ports: every path a message can take, retries that
+resume from checkpoints, and the order of emit and ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Sequence
+
+import pytest
+
+from schemas import TOPICS, ErrorInfo, Event
+from schemas.clip import ClipFailed, ClipRequested
+from schemas.names import Stage
+from services.common.codec import Codec, RawMessage
+from services.common.context import StageContext
+from services.common.errors import PermanentError, TransientError
+from services.common.job_store import JobStatusRecorder, StageStatus
+from services.common.retry import RetryPolicy
+from services.common.stage import Handler, Outcome, StageRunner
+from tests.support.events import clip_failed, clip_request
+from tests.support.fakes import (
+    FakeClock,
+    MemoryCheckpoints,
+    MemoryEmitter,
+    MemoryJobs,
+    MemoryLedger,
+)
+
+TOPIC = "tapedeck.clip.requests"
+
+
+def request(**kw: object) -> ClipRequested:
+    return clip_request(request_id="r1", episode_id="ep1", start_ms=0, duration_ms=1000, **kw)
+
+
+failed = clip_failed
+
+
+class World:
+    def __init__(self, handler: Handler, max_bytes: int = 10_000, attempts: int = 3) -> None:
+        self.emitter, self.ledger = MemoryEmitter(), MemoryLedger()
+        self.checkpoints, self.jobs, self.clock = MemoryCheckpoints(), MemoryJobs(), FakeClock()
+        self.runner = StageRunner(
+            stage=Stage.CLIP,
+            codec=Codec.for_topic(TOPICS.clip_requests, max_bytes),
+            handler=handler,
+            on_failure=failed,
+            emitter=self.emitter,
+            dead_letters=self.emitter,
+            ledger=self.ledger,
+            checkpoints=self.checkpoints,
+            retry=RetryPolicy(attempts, 0.0, 0.0),
+            status=JobStatusRecorder(self.jobs),
+            rng=random.Random(1),
+            deadline_s=60.0,
+            clock=self.clock,
+        )
+
+
+def make_runner(handler: Handler, max_bytes: int = 10_000) -> tuple[StageRunner, MemoryEmitter]:
+    world = World(handler, max_bytes)
+    return world.runner, world.emitter
+
+
+def raw(value: bytes | None, headers: tuple[tuple[str, bytes], ...] = ()) -> RawMessage:
+    return RawMessage(topic=TOPIC, value=value, key=b"r1", headers=headers, partition=0, offset=7)
+
+
+async def echo(event: Event, ctx: StageContext | None = None) -> Sequence[Event]:
+    return [failed(event, ErrorInfo(code="echo", message="", retryable=False, attempts=1))]
+
+
+def good_dict() -> dict[str, object]:
+    return json.loads(request().model_dump_json())
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"\xff\xfe", "not valid JSON"),
+        (b"{oops", "not valid JSON"),
+        (b"[1,2]", "invalid event"),
+        (json.dumps({**good_dict(), "event_type": "clip.nope"}).encode(), "unknown event_type"),
+        (json.dumps({**good_dict(), "schema_version": 9}).encode(), "no schema_version 9"),
+        (json.dumps({**good_dict(), "start_ms": "1"}).encode(), "start_ms"),
+        (json.dumps({**good_dict(), "surprise": 1}).encode(), "surprise"),
+        (
+            json.dumps({k: v for k, v in good_dict().items() if k != "event_type"}).encode(),
+            "event_type",
+        ),
+        (b"{" + b" " * 20_000 + b"}", "exceeds the 10000 byte limit"),
+        (None, "tombstone"),
+    ],
+)
+async def test_unreadable_messages_go_to_the_dlq_with_the_reason(
+    value: bytes | None, reason: str
+) -> None:
+    runner, emitter = make_runner(echo)
+    assert await runner.process(raw(value)) is Outcome.DEAD_LETTER
+    ((msg, headers),) = emitter.dead
+    assert msg.value == value
+    assert reason in headers["error"].decode()
+    assert headers["stage"] == b"clip"
+    assert headers["attempts"] == b"1"
+    assert headers["original_offset"] == b"7"
+    assert emitter.events == []
+
+
+async def test_event_of_another_topic_is_dead_lettered() -> None:
+    runner, emitter = make_runner(echo)
+    other = failed(request(), ErrorInfo(code="x", message="", retryable=False, attempts=1))
+    assert await runner.process(raw(other.model_dump_json().encode())) is Outcome.DEAD_LETTER
+    assert b"does not belong on topic" in emitter.dead[0][1]["error"]
+
+
+async def test_replayed_dead_letter_counts_attempts_and_keeps_first_seen() -> None:
+    runner, emitter = make_runner(echo)
+    headers = (("attempts", b"2"), ("first_seen", b"2026-01-01T00:00:00+00:00"))
+    await runner.process(raw(b"nope", headers))
+    dlq = emitter.dead[0][1]
+    assert dlq["attempts"] == b"3"
+    assert dlq["first_seen"] == b"2026-01-01T00:00:00+00:00"
+
+
+async def test_redelivered_event_has_one_effect() -> None:
+    calls = []
+
+    async def handler(event: Event, ctx: StageContext) -> Sequence[Event]:
+        calls.append(event.event_id)
+        return await echo(event)
+
+    runner, emitter = make_runner(handler)
+    value = request().model_dump_json().encode()
+    assert await runner.process(raw(value)) is Outcome.DONE
+    assert await runner.process(raw(value)) is Outcome.DUPLICATE
+    assert len(calls) == 1 and len(emitter.events) == 1
+
+
+async def test_transient_errors_retry_then_succeed() -> None:
+    attempts = []
+
+    async def flaky(event: Event, ctx: StageContext) -> Sequence[Event]:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise TransientError("503 from provider")
+        return await echo(event)
+
+    runner, emitter = make_runner(flaky)
+    assert await runner.process(raw(request().model_dump_json().encode())) is Outcome.DONE
+    assert len(attempts) == 3
+    assert isinstance(emitter.events[0], ClipFailed) and emitter.events[0].error.code == "echo"
+
+
+async def test_transient_errors_exhaust_into_a_retryable_failure() -> None:
+    async def down(event: Event, ctx: StageContext) -> Sequence[Event]:
+        raise TransientError("connection refused")
+
+    world = World(down)
+    assert await world.runner.process(raw(request().model_dump_json().encode())) is Outcome.FAILED
+    (ev,) = world.emitter.events
+    assert isinstance(ev, ClipFailed)
+    assert ev.error.retryable and ev.error.attempts == 3
+    assert ev.error.code == "transient_exhausted"
+    # The cause is for operators: on the stage record, not in the public event.
+    assert "connection refused" not in ev.error.message
+    doc = await world.jobs.stage("r1", Stage.CLIP)
+    assert doc is not None and "connection refused" in doc["operator_detail"]
+
+
+async def test_failures_never_carry_signed_urls_or_stderr_in_public() -> None:
+    url = "http://127.0.0.1:7070/tapedeck/ep.mp3?X-Amz-Credential=tapedeck-local%2F2026&X-Amz-Signature=ab"
+
+    async def corrupt(event: Event, ctx: StageContext) -> Sequence[Event]:
+        raise PermanentError(f"ffprobe could not read {url}:\n0x55d1c0 heap", code="not_audio")
+
+    world = World(corrupt)
+    await world.runner.process(raw(request().model_dump_json().encode()))
+    (ev,) = world.emitter.events
+    assert isinstance(ev, ClipFailed)
+    assert ev.error.code == "not_audio"
+    assert ev.error.message == "the media has no readable audio stream"
+    doc = await world.jobs.stage("r1", Stage.CLIP)
+    assert doc is not None
+    assert "ffprobe could not read http://127.0.0.1:7070/tapedeck/ep.mp3" in doc["operator_detail"]
+    assert "tapedeck-local" not in doc["operator_detail"]
+    assert "Signature" not in doc["operator_detail"]
+
+
+async def test_permanent_error_fails_at_once_with_its_code() -> None:
+    async def bad(event: Event, ctx: StageContext) -> Sequence[Event]:
+        raise PermanentError("no such episode", code="episode_not_found")
+
+    runner, emitter = make_runner(bad)
+    assert await runner.process(raw(request().model_dump_json().encode())) is Outcome.FAILED
+    (ev,) = emitter.events
+    assert isinstance(ev, ClipFailed)
+    assert (ev.error.code, ev.error.retryable, ev.error.attempts) == ("episode_not_found", False, 1)
+
+
+async def test_a_bug_in_a_handler_still_answers_with_a_failure() -> None:
+    async def buggy(event: Event, ctx: StageContext) -> Sequence[Event]:
+        raise ZeroDivisionError("oops")
+
+    runner, emitter = make_runner(buggy)
+    assert await runner.process(raw(request().model_dump_json().encode())) is Outcome.FAILED
+    assert isinstance(emitter.events[0], ClipFailed)
+    assert emitter.events[0].error.code == "internal_error"
+
+
+def test_backoff_grows_with_the_attempt_and_stays_under_its_cap() -> None:
+    policy = RetryPolicy(10, 0.1, 1.0)
+    # Full jitter: the delay is uniform in [0, cap(attempt)]; the caps double, then stop.
+    highest = [max(policy.delay(a, random.Random(s)) for s in range(200)) for a in range(1, 8)]
+    assert highest[0] <= 0.1 and highest[1] <= 0.2 and highest[2] <= 0.4
+    assert highest[1] > 0.1 and highest[2] > 0.2 and highest[3] > 0.4
+    assert all(h <= 1.0 for h in highest) and highest[-1] > 0.9
+
+
+async def test_a_retry_resumes_after_the_last_saved_checkpoint() -> None:
+    calls = {"step1": 0, "step2": 0, "step3": 0}
+    attempts: list[int] = []
+
+    async def step(name: str, ctx: StageContext) -> str:
+        saved = await ctx.checkpoint(name)
+        if saved is not None:
+            return str(saved)
+        calls[name] += 1
+        if name == "step3" and calls[name] == 1:
+            raise TransientError("provider 503")
+        result = f"{name}-done"
+        await ctx.save(name, result)
+        return result
+
+    async def paid(event: Event, ctx: StageContext) -> Sequence[Event]:
+        attempts.append(ctx.attempt)
+        results = [await step(n, ctx) for n in ("step1", "step2", "step3")]
+        return [failed(event, ErrorInfo(code="ok", message=",".join(results), retryable=False,
+                                        attempts=ctx.attempt))]  # fmt: skip
+
+    world = World(paid)
+    event = request()
+    assert await world.runner.process(raw(event.model_dump_json().encode())) is Outcome.DONE
+    assert attempts == [1, 2]
+    # Steps one and two ran once; step three ran again on the retry and then succeeded.
+    assert calls == {"step1": 1, "step2": 1, "step3": 2}
+    (out,) = world.emitter.events
+    assert isinstance(out, ClipFailed)
+    assert out.error.message == "step1-done,step2-done,step3-done"
+    assert set(world.checkpoints.saved) == {
+        (Stage.CLIP, str(event.event_id), name) for name in calls
+    }
+
+
+async def test_a_redelivered_event_resumes_from_checkpoints_saved_before_a_crash() -> None:
+    generated: list[str] = []
+
+    async def scenes(event: Event, ctx: StageContext) -> Sequence[Event]:
+        for n in range(3):
+            if await ctx.checkpoint(f"scene-{n}") is None:
+                generated.append(f"scene-{n}")
+                await ctx.save(f"scene-{n}", {"key": f"s{n}"})
+                if n == 1 and len(generated) == 2:
+                    raise asyncio.CancelledError  # the process dies here
+        return []
+
+    world = World(scenes)
+    value = request().model_dump_json().encode()
+    with pytest.raises(asyncio.CancelledError):
+        await world.runner.process(raw(value))
+    assert world.ledger.done == {}
+    assert await world.runner.process(raw(value)) is Outcome.DONE
+    assert generated == ["scene-0", "scene-1", "scene-2"]
+
+
+async def test_progress_lands_on_the_stage_record_until_it_finishes() -> None:
+    seen: list[dict[str, object]] = []
+    world: World
+
+    async def work(event: Event, ctx: StageContext) -> Sequence[Event]:
+        for done in range(1, 4):
+            await ctx.progress(done, 3, f"scene {done}")
+            doc = await world.jobs.stage(ctx.job_id, ctx.stage)
+            assert doc is not None
+            seen.append(dict(doc["progress"]))
+        return await echo(event)
+
+    world = World(work)
+    await world.runner.process(raw(request().model_dump_json().encode()))
+    assert [p["percent"] for p in seen] == [33, 66, 100]
+    assert seen[0] == {"done": 1, "total": 3, "percent": 33, "note": "scene 1", "attempt": 1}
+    doc = await world.jobs.stage("r1", Stage.CLIP)
+    assert doc is not None and doc["status"] == StageStatus.COMPLETED
+    # A finished stage takes no more progress: a late writer cannot reopen it.
+    assert not await world.jobs.record_progress("r1", Stage.CLIP, {"progress": {"done": 0}})
+    assert doc["progress"]["done"] == 3
+
+
+async def test_the_context_carries_job_attempt_and_deadline() -> None:
+    seen: list[tuple[str, int, float]] = []
+    world: World
+
+    async def slow(event: Event, ctx: StageContext) -> Sequence[Event]:
+        seen.append((ctx.job_id, ctx.attempt, ctx.remaining_s()))
+        world.clock.advance(25)
+        if ctx.attempt < 3:
+            raise TransientError("again")
+        assert ctx.expired() is True
+        return []
+
+    world = World(slow)
+    await world.runner.process(raw(request().model_dump_json().encode()))
+    # One deadline for the event, all attempts included.
+    assert seen == [("r1", 1, 60.0), ("r1", 2, 35.0), ("r1", 3, 10.0)]
+
+
+async def test_every_output_is_stored_on_the_stage_record() -> None:
+    async def two(event: Event, ctx: StageContext) -> Sequence[Event]:
+        first = await echo(event)
+        second = failed(event, ErrorInfo(code="two", message="", retryable=False, attempts=1))
+        return [*first, second]
+
+    world = World(two)
+    await world.runner.process(raw(request().model_dump_json().encode()))
+    doc = await world.jobs.stage("r1", Stage.CLIP)
+    assert doc is not None
+    assert [o["error"]["code"] for o in doc["outputs"]] == ["echo", "two"]
+
+
+async def test_an_emit_that_fails_records_nothing_in_the_ledger() -> None:
+    world = World(echo)
+    world.emitter.fail_emits = 1
+    value = request().model_dump_json().encode()
+    with pytest.raises(ConnectionError):
+        await world.runner.process(raw(value))
+    # Not recorded, so the redelivery does the work again instead of being skipped.
+    assert world.ledger.done == {}
+    assert await world.runner.process(raw(value)) is Outcome.DONE
+    assert len(world.emitter.events) == 1
+
+
+async def test_a_failing_dead_letter_write_holds_the_message_until_it_lands() -> None:
+    world = World(echo)
+    world.emitter.fail_dead_letters = 3
+    # process() does not return (so nothing is committed) until the DLQ has it.
+    assert await world.runner.process(raw(b"not json")) is Outcome.DEAD_LETTER
+    assert world.emitter.fail_dead_letters == 0
+    ((msg, _),) = world.emitter.dead
+    assert msg.value == b"not json"
+
+
+async def test_a_dead_letter_write_that_never_lands_never_returns() -> None:
+    world = World(echo)
+    world.emitter.fail_dead_letters = 10**9
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(world.runner.process(raw(b"not json")), 0.2)
+    assert world.emitter.dead == []
