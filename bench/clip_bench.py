@@ -177,7 +177,7 @@ class Bench:
         entries = 0
         for _ in range(times):
             t0 = time.perf_counter()
-            index = await self.episodes.seek_index(episode_id)
+            index = await self.episodes.seek_index(TENANT, episode_id)
             took.append((time.perf_counter() - t0) * 1000)
             entries = len(index.times_ms) if index else 0
         return median(took), entries

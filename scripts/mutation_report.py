@@ -8,10 +8,16 @@ mutant name); the report reads those and prints ``killed / total`` per file with
 names of the mutants that were not killed (``--all`` lists the killed ones too). Inspect
 one with ``.venv/bin/mutmut show <name>``.
 
-``run`` exists because mutmut 3.7 reads ``item._nodeid``, which pytest 9.2 removed (the
-public ``nodeid`` is the same string); mutmut runs pytest in its own process, so aliasing
-the attribute here before starting it is enough. mutmut 3.8 does not need it but cannot
-be installed next to faust-streaming.
+``run`` starts mutmut in this process with two adjustments to mutmut 3.7 (3.8 cannot be
+installed next to faust-streaming):
+
+* it reads ``item._nodeid``, which pytest 9.2 removed; the public ``nodeid`` is the same
+  string, and mutmut runs pytest in its own process, so an alias here is enough;
+* it leaves every decorated class alone, so the methods of ``@dataclass`` classes (the
+  StageRunner, StageContext, Codec, RawMessage) would get no mutants at all. A dataclass
+  decorator only reads the annotated fields, which mutmut neither mutates nor adds to (its
+  mutant functions and trampolines are plain methods, its tables live outside the class),
+  so those classes are mutated like undecorated ones. Other decorators stay excluded.
 """
 
 from __future__ import annotations
@@ -53,13 +59,13 @@ def status_of(exit_code: int | None) -> str:
 
 
 def load_results(mutants: Path = MUTANTS) -> dict[str, dict[str, int | None]]:
-    """Source path -> {mutant name: exit code}, for every file that has mutants."""
-    results: dict[str, dict[str, int | None]] = {}
-    for meta in sorted(mutants.rglob("*.py.meta")):
-        exit_codes = json.loads(meta.read_text())["exit_code_by_key"]
-        if exit_codes:
-            results[str(meta.relative_to(mutants).with_suffix(""))] = exit_codes
-    return results
+    """Source path -> {mutant name: exit code}, for every file that was mutated."""
+    return {
+        str(meta.relative_to(mutants).with_suffix("")): json.loads(meta.read_text())[
+            "exit_code_by_key"
+        ]
+        for meta in sorted(mutants.rglob("*.py.meta"))
+    }
 
 
 def report(results: dict[str, dict[str, int | None]], *, show_all: bool = False) -> str:
@@ -72,6 +78,9 @@ def report(results: dict[str, dict[str, int | None]], *, show_all: bool = False)
         killed, total = counts["killed"], len(statuses)
         killed_all += killed
         total_all += total
+        if not total:
+            lines.append(f"{path:<{width}}  no mutants (nothing mutmut can mutate)")
+            continue
         others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "killed")
         lines.append(
             f"{path:<{width}}  {killed:>4} / {total:<4} killed  {100 * killed / total:5.1f}%"
@@ -82,7 +91,7 @@ def report(results: dict[str, dict[str, int | None]], *, show_all: bool = False)
                 lines.append(f"    {status:<12} {name}")
     lines.append(
         f"{'total':<{width}}  {killed_all:>4} / {total_all:<4} killed  "
-        f"{100 * killed_all / total_all:5.1f}%"
+        f"{100 * killed_all / max(total_all, 1):5.1f}%"
     )
     return "\n".join(lines)
 
@@ -102,7 +111,40 @@ def run_mutmut(args: list[str]) -> None:
     os.chdir(ROOT)  # mutmut reads [tool.mutmut] from ./pyproject.toml, on import already
     from mutmut.__main__ import cli
 
+    _mutate_dataclasses()
     cli.main(["run", *args], prog_name="mutmut")
+
+
+def _mutate_dataclasses() -> None:
+    import libcst as cst
+    from libcst.metadata import PositionProvider
+    from mutmut.mutation.file_mutation import MutationVisitor
+
+    skip = MutationVisitor._skip_node_and_children
+
+    def is_dataclass(decorator: cst.Decorator) -> bool:
+        target = decorator.decorator
+        if isinstance(target, cst.Call):
+            target = target.func
+        if isinstance(target, cst.Attribute):
+            target = target.attr
+        return isinstance(target, cst.Name) and target.value == "dataclass"
+
+    def skip_node_and_children(self: MutationVisitor, node: cst.CSTNode) -> bool:
+        if (
+            isinstance(node, cst.ClassDef)
+            and node.decorators
+            and all(is_dataclass(d) for d in node.decorators)
+        ):
+            # As mutmut does for an undecorated class: skipped only by a pragma.
+            position = self.get_metadata(PositionProvider, node, None)
+            if position and position.start.line in self._ignored_node_lines:
+                self.ignored_classes.add(node.name.value)
+                return True
+            return False
+        return skip(self, node)
+
+    MutationVisitor._skip_node_and_children = skip_node_and_children  # type: ignore[method-assign]
 
 
 def main(argv: list[str]) -> int:

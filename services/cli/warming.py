@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 from schemas.clip import ClipFormat
 from schemas.codes import Code
 from schemas.names import Producer
-from services.common.clip_rules import ClipRejected, EpisodeNotFound, plan_clip
+from services.common.clip_rules import ClipRejected, resolve_clip
 from services.submitter.clips.on_demand import (
     ClipAnswer,
     ClipPorts,
@@ -50,7 +50,8 @@ async def warm(
 
 
 async def _warm_one(ports: ClipPorts, r: Mapping[str, Any], deadline: float) -> WarmResult:
-    episode_id, start_ms, duration_ms = r.get("episode_id"), r.get("start_ms"), r.get("duration_ms")
+    tenant_id, episode_id = str(r.get("tenant_id")), r.get("episode_id")
+    start_ms, duration_ms = r.get("start_ms"), r.get("duration_ms")
     if not isinstance(start_ms, int) or not isinstance(duration_ms, int):
         start_ms = duration_ms = -1  # a malformed log entry: plan_clip names the problem
     fmt = r.get("format") or "mp3"
@@ -69,11 +70,15 @@ async def _warm_one(ports: ClipPorts, r: Mapping[str, Any], deadline: float) -> 
         )
 
     try:
-        episode = await ports.episodes.get(str(episode_id))
-        if episode is None:
-            raise EpisodeNotFound(str(episode_id))
-        plan = plan_clip(
-            episode, start_ms, duration_ms, fmt, accurate, ports.limits.max_duration_ms
+        episode, plan = await resolve_clip(
+            ports.episodes,
+            tenant_id,
+            episode_id,
+            start_ms,
+            duration_ms,
+            fmt,
+            accurate,
+            ports.limits.max_duration_ms,
         )
         if await ports.clips.find(plan) is not None:
             return result("cached")

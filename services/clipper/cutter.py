@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from schemas.codes import Code
 from services.common.clip_rules import CODEC_OF_FORMAT, ClipPlan
 from services.common.episodes import Episode, SeekIndex
-from schemas.codes import Code
 from services.common.errors import PermanentError
 from services.common.ffmpeg import FFmpegError, NotMediaError
 from services.common.ports import EpisodeRepo, FFmpegPort, MediaPort
@@ -78,7 +78,7 @@ class FFmpegCutter:
         if key in self._indexes:
             self._indexes.move_to_end(key)
             return self._indexes[key]
-        index = await self._episodes.seek_index(episode.episode_id)
+        index = await self._episodes.seek_index(episode.tenant_id, episode.episode_id)
         if index is not None:
             self._indexes[key] = index
             while len(self._indexes) > self._index_cache:

@@ -16,13 +16,7 @@ from schemas import ErrorInfo, Event
 from schemas.clip import ClipFailed, ClipReady, ClipRequested
 from schemas.codes import Code
 from schemas.names import UNCOUNTED_PRODUCERS, Producer
-from services.common.clip_rules import (
-    ClipPlan,
-    ClipRejected,
-    EpisodeNotFound,
-    check_request,
-    plan_clip,
-)
+from services.common.clip_rules import ClipPlan, ClipRejected, resolve_clip
 from services.common.context import StageContext
 from services.common.episodes import Episode
 from services.common.media_types import CONTENT_TYPES
@@ -78,15 +72,11 @@ class ClipHandler:
         if not isinstance(event, ClipRequested):
             raise TypeError(f"clipper cannot handle {event.event_type}")
         started = self._clock()
-        check_request(
-            event.episode_id, event.start_ms, event.duration_ms, self._config.max_duration_ms
-        )
-        episode = await self._episodes.get(event.episode_id)
-        # Another tenant's episode is indistinguishable from a missing one, as over HTTP.
-        if episode is None or episode.tenant_id != event.tenant_id:
-            raise EpisodeNotFound(event.episode_id)
-        plan = plan_clip(
-            episode,
+        # Looked up under the request's tenant: another tenant's episode is not there.
+        episode, plan = await resolve_clip(
+            self._episodes,
+            event.tenant_id,
+            event.episode_id,
             event.start_ms,
             event.duration_ms,
             event.format,

@@ -14,6 +14,7 @@ from schemas.ids import is_plain_id
 from services.common.episodes import Episode
 from services.common.errors import PermanentError
 from services.common.keys import clip_key
+from services.common.ports import EpisodeRepo
 
 FORMATS = ("mp3", "m4a", "wav")
 CODEC_OF_FORMAT = {"mp3": "mp3", "m4a": "aac", "wav": "pcm_s16le"}
@@ -41,6 +42,7 @@ class EpisodeNotFound(ClipRejected):
 
 @dataclass(frozen=True)
 class ClipPlan:
+    tenant_id: str
     episode_id: str
     start_ms: int
     end_ms: int
@@ -93,5 +95,24 @@ def plan_clip(
             "start_ms",
         )
     end_ms = min(start_ms + duration_ms, episode.duration_ms)
-    key = clip_key(episode.episode_id, start_ms, end_ms, fmt, accurate=accurate)
-    return ClipPlan(episode.episode_id, start_ms, end_ms, fmt, accurate, key)
+    key = clip_key(episode.tenant_id, episode.episode_id, start_ms, end_ms, fmt, accurate=accurate)
+    return ClipPlan(episode.tenant_id, episode.episode_id, start_ms, end_ms, fmt, accurate, key)
+
+
+async def resolve_clip(
+    episodes: EpisodeRepo,
+    tenant_id: str,
+    episode_id: Any,
+    start_ms: Any,
+    duration_ms: Any,
+    fmt: str,
+    accurate: bool,
+    max_duration_ms: int,
+) -> tuple[Episode, ClipPlan]:
+    """The tenant's episode and the plan for the clip, or the rule it breaks. Every path
+    (HTTP, the topic, the cache warmer) comes through here, so all agree."""
+    check_request(episode_id, start_ms, duration_ms, max_duration_ms)
+    episode = await episodes.get(tenant_id, episode_id)
+    if episode is None:
+        raise EpisodeNotFound(episode_id)
+    return episode, plan_clip(episode, start_ms, duration_ms, fmt, accurate, max_duration_ms)

@@ -22,6 +22,7 @@ AUDIO_CLIPS_VALIDATOR = {
     "$jsonSchema": {
         "bsonType": "object",
         "required": [
+            "tenant_id",
             "episode_id",
             "clip_start_ms",
             "clip_end_ms",
@@ -30,6 +31,7 @@ AUDIO_CLIPS_VALIDATOR = {
             "file_size_bytes",
         ],
         "properties": {
+            "tenant_id": {"bsonType": "string"},
             "episode_id": {"bsonType": "string"},
             "clip_start_ms": {"bsonType": ["int", "long"]},
             "clip_end_ms": {"bsonType": ["int", "long"]},
@@ -52,7 +54,7 @@ def check_clip_doc(doc: Doc) -> None:
     for name in ("clip_start_ms", "clip_end_ms", "file_size_bytes"):
         if not isinstance(doc[name], int) or isinstance(doc[name], bool):
             raise ValueError(f"audio_clips.{name} must be an int")
-    for name in ("episode_id", "s3_key"):
+    for name in ("tenant_id", "episode_id", "s3_key"):
         if not isinstance(doc[name], str):
             raise ValueError(f"audio_clips.{name} must be a string")
     if not isinstance(doc["generated_at"], datetime):
@@ -79,9 +81,11 @@ class ClipStore:
                     await self._db.create_collection(AUDIO_CLIPS)
                 else:
                     raise
-        # The same range in another format or cut mode is another object: both in the key.
+        # Episode ids are per tenant; the same range in another format or cut mode is
+        # another object: all of it in the key.
         await self._clips.create_index(
             [
+                ("tenant_id", 1),
                 ("episode_id", 1),
                 ("clip_start_ms", 1),
                 ("clip_end_ms", 1),
@@ -89,7 +93,7 @@ class ClipStore:
                 ("accurate", 1),
             ],
             unique=True,
-            name="clip_range_unique",
+            name="tenant_clip_range_unique",
         )
         await self._log.create_index([("requested_at", 1)])
 
@@ -99,6 +103,7 @@ class ClipStore:
     async def insert(self, plan: ClipPlan, size_bytes: int, generation_ms: int) -> Doc:
         """Record a generated clip; when another process recorded it first, theirs stands."""
         doc: Doc = {
+            "tenant_id": plan.tenant_id,
             "episode_id": plan.episode_id,
             "clip_start_ms": plan.start_ms,
             "clip_end_ms": plan.end_ms,
@@ -142,6 +147,7 @@ class ClipStore:
             {
                 "$group": {
                     "_id": {
+                        "tenant_id": "$tenant_id",
                         "episode_id": "$episode_id",
                         "start_ms": "$clip_start_ms",
                         "duration_ms": "$duration_ms",
@@ -164,6 +170,7 @@ class ClipStore:
 
 def _range_filter(plan: ClipPlan) -> Doc:
     return {
+        "tenant_id": plan.tenant_id,
         "episode_id": plan.episode_id,
         "clip_start_ms": plan.start_ms,
         "clip_end_ms": plan.end_ms,

@@ -73,6 +73,12 @@ class SeekIndex(BaseModel):
         return self.times_ms[i], self.offsets[i], last
 
 
+def episode_doc_id(tenant_id: str, episode_id: str) -> str:
+    """Episode ids are per tenant: two tenants may both have an ``ep-1``, and neither can
+    see, detect or take the other's. Both parts are plain ids, so ``/`` cannot be in them."""
+    return f"{tenant_id}/{episode_id}"
+
+
 class EpisodeStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._episodes = db[EPISODES]
@@ -81,12 +87,12 @@ class EpisodeStore:
     async def ensure_indexes(self) -> None:
         await self._episodes.create_index([("tenant_id", 1), ("registered_at", -1)])
 
-    async def get(self, episode_id: str) -> Episode | None:
-        doc = await self._episodes.find_one({"_id": episode_id})
+    async def get(self, tenant_id: str, episode_id: str) -> Episode | None:
+        doc = await self._episodes.find_one({"_id": episode_doc_id(tenant_id, episode_id)})
         return Episode.model_validate(doc) if doc else None
 
-    async def seek_index(self, episode_id: str) -> SeekIndex | None:
-        doc = await self._index.find_one({"_id": episode_id})
+    async def seek_index(self, tenant_id: str, episode_id: str) -> SeekIndex | None:
+        doc = await self._index.find_one({"_id": episode_doc_id(tenant_id, episode_id)})
         return SeekIndex.model_validate(doc) if doc else None
 
     async def insert(self, episode: Episode, index: SeekIndex | None) -> None:
@@ -95,14 +101,13 @@ class EpisodeStore:
         The index goes in only after the episode won its id, so a losing registration
         cannot replace the winner's index; until it is in, clips read through the URL.
         """
+        doc_id = episode_doc_id(episode.tenant_id, episode.episode_id)
         try:
-            await self._episodes.insert_one({"_id": episode.episode_id, **episode.model_dump()})
+            await self._episodes.insert_one({"_id": doc_id, **episode.model_dump()})
         except DuplicateKeyError:
             raise EpisodeExists(f"episode {episode.episode_id!r} is already registered") from None
         if index is not None:
-            await self._index.replace_one(
-                {"_id": episode.episode_id}, index.model_dump(), upsert=True
-            )
+            await self._index.replace_one({"_id": doc_id}, index.model_dump(), upsert=True)
 
     async def list(self, tenant_id: str, limit: int = 100) -> list[Episode]:
         cursor = self._episodes.find({"tenant_id": tenant_id}).sort("registered_at", -1)

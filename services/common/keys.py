@@ -101,17 +101,26 @@ def video_key(job_id: str, name: str) -> str:
 
 
 def clip_key(
-    episode_id: str, start_ms: int, end_ms: int, ext: str, *, accurate: bool = False
+    tenant_id: str,
+    episode_id: str,
+    start_ms: int,
+    end_ms: int,
+    ext: str,
+    *,
+    accurate: bool = False,
 ) -> str:
-    """``audio_clips/{episode_id}/{start_ms}-{end_ms}.{ext}`` (requires ``end_ms > start_ms``);
-    a sample-accurate cut is a different object, ``{start_ms}-{end_ms}-accurate.{ext}``."""
+    """``audio_clips/{tenant_id}/{episode_id}/{start_ms}-{end_ms}.{ext}`` (requires
+    ``end_ms > start_ms``); a sample-accurate cut is a different object,
+    ``{start_ms}-{end_ms}-accurate.{ext}``. Episode ids are per tenant, so the tenant is
+    part of the key."""
+    tenant = validate_part(tenant_id, "tenant_id")
     episode = validate_part(episode_id, "episode_id")
     start = validate_ms(start_ms, "start_ms")
     end = validate_ms(end_ms, "end_ms")
     if end <= start:
         raise InvalidKeyPart(f"end_ms ({end}) must be greater than start_ms ({start})")
     variant = "-accurate" if accurate else ""
-    return f"{AUDIO_CLIPS_PREFIX}{episode}/{start}-{end}{variant}.{validate_ext(ext)}"
+    return f"{AUDIO_CLIPS_PREFIX}{tenant}/{episode}/{start}-{end}{variant}.{validate_ext(ext)}"
 
 
 def render_key(job_id: str, name: str) -> str:
@@ -119,10 +128,11 @@ def render_key(job_id: str, name: str) -> str:
     return f"{RENDERS_PREFIX}{validate_part(job_id, 'job_id')}/{validate_part(name, 'name')}"
 
 
-def episode_key(episode_id: str, filename: str) -> str:
-    """``episodes/{episode_id}/{filename}``"""
+def episode_key(tenant_id: str, episode_id: str, filename: str) -> str:
+    """``episodes/{tenant_id}/{episode_id}/{filename}``"""
+    tenant = validate_part(tenant_id, "tenant_id")
     episode = validate_part(episode_id, "episode_id")
-    return f"{EPISODES_PREFIX}{episode}/{validate_part(filename, 'filename')}"
+    return f"{EPISODES_PREFIX}{tenant}/{episode}/{validate_part(filename, 'filename')}"
 
 
 def is_under(key: str, prefix: str) -> bool:

@@ -510,6 +510,32 @@ class MediaStore:
                     deleted += len(batch)
         return deleted
 
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Logical keys of the objects under ``prefix``, sorted (for tests and operators;
+        no stage lists objects to do its work)."""
+        _check_key(prefix, allow_empty=True)
+        full = self.key_prefix + prefix
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        with _s3_errors(f"list {full}"):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                keys += [obj["Key"][len(self.key_prefix) :] for obj in page.get("Contents") or []]
+        return sorted(keys)
+
+    async def incomplete_uploads(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` with a multipart upload begun and never completed or
+        aborted: what a crashed upload leaves behind, and storage is billed for."""
+        _check_key(prefix, allow_empty=True)
+        full = self.key_prefix + prefix
+        with _s3_errors(f"list uploads {full}"):
+            resp = await self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=full)
+        return sorted(u["Key"][len(self.key_prefix) :] for u in resp.get("Uploads") or [])
+
+    async def ping(self) -> None:
+        """Raises unless the bucket answers (readiness checks)."""
+        with _s3_errors(f"head bucket {self.bucket}"):
+            await self.client.head_bucket(Bucket=self.bucket)
+
     async def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist yet."""
         client = self.client

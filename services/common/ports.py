@@ -151,9 +151,11 @@ class FFmpegPort(Protocol):
 
 
 class EpisodeRepo(Protocol):
-    async def get(self, episode_id: str) -> Episode | None: ...
+    """Episodes by (tenant, id): another tenant's episode is simply not there."""
 
-    async def seek_index(self, episode_id: str) -> SeekIndex | None: ...
+    async def get(self, tenant_id: str, episode_id: str) -> Episode | None: ...
+
+    async def seek_index(self, tenant_id: str, episode_id: str) -> SeekIndex | None: ...
 
 
 class ClipRepo(Protocol):

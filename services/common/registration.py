@@ -70,13 +70,13 @@ async def register_file(
 ) -> Episode:
     """Register an uploaded file: refused before anything is stored unless it is audio."""
     validate_part(episode_id)
-    if await store.get(episode_id) is not None:
+    if await store.get(tenant_id, episode_id) is not None:
         raise EpisodeExists(f"episode {episode_id!r} is already registered")
     analysis = await _analyse(path, ffmpeg)
     ext = source_extension(Path(filename or path.name), analysis.probe.format_name)
     # A key of its own per upload: two registrations racing on one id must not
     # overwrite each other's source before the id's insert decides between them.
-    key = episode_key(episode_id, f"source-{uuid.uuid4().hex[:12]}.{ext}")
+    key = episode_key(tenant_id, episode_id, f"source-{uuid.uuid4().hex[:12]}.{ext}")
     size = await media.upload_file(key, path)
     episode = _episode(analysis, episode_id=episode_id, tenant_id=tenant_id, s3_key=key, size=size)
     try:
@@ -101,7 +101,7 @@ async def register_s3_object(
     allowed = ingest_prefix(tenant_id)
     if not is_under(s3_key, allowed):
         raise ForeignObject(f"objects registered by key must be under {allowed!r}")
-    if await store.get(episode_id) is not None:
+    if await store.get(tenant_id, episode_id) is not None:
         raise EpisodeExists(f"episode {episode_id!r} is already registered")
     info = await media.head(s3_key)
     if info is None:

@@ -68,7 +68,7 @@ async def register_existing(
 
 
 async def get_episode(store: EpisodeRepo, tenant_id: str, episode_id: str) -> Episode:
-    episode = await store.get(episode_id) if is_plain_id(episode_id) else None
-    if episode is None or episode.tenant_id != tenant_id:
+    episode = await store.get(tenant_id, episode_id) if is_plain_id(episode_id) else None
+    if episode is None:
         raise EpisodeNotFound(episode_id)
     return episode

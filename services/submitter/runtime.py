@@ -79,7 +79,8 @@ class Runtime:
             return None
 
         async def s3() -> object:
-            return await self.media.client.head_bucket(Bucket=self.media.bucket)
+            await self.media.ping()
+            return None
 
         return {"mongo": mongo, "kafka": kafka, "s3": s3}
 

@@ -177,17 +177,19 @@ class MemoryMedia:
 
 
 class MemoryEpisodes:
+    """EpisodeRepo keyed like the store: by (tenant, episode id)."""
+
     def __init__(self, *episodes: Episode) -> None:
-        self.by_id = {e.episode_id: e for e in episodes}
-        self.indexes: dict[str, SeekIndex] = {}
+        self.by_id = {(e.tenant_id, e.episode_id): e for e in episodes}
+        self.indexes: dict[tuple[str, str], SeekIndex] = {}
         self.gets = 0
 
-    async def get(self, episode_id: str) -> Episode | None:
+    async def get(self, tenant_id: str, episode_id: str) -> Episode | None:
         self.gets += 1
-        return self.by_id.get(episode_id)
+        return self.by_id.get((tenant_id, episode_id))
 
-    async def seek_index(self, episode_id: str) -> SeekIndex | None:
-        return self.indexes.get(episode_id)
+    async def seek_index(self, tenant_id: str, episode_id: str) -> SeekIndex | None:
+        return self.indexes.get((tenant_id, episode_id))
 
 
 class MemoryClips:

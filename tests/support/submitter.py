@@ -113,8 +113,8 @@ class ClipWorld:
 
     def cache(self, start_ms: int, end_ms: int, fmt: str = "mp3") -> ClipPlan:
         """A clip of ``EPISODE`` already cut: recorded and in the bucket (5 bytes)."""
-        key = clip_key("ep-1", start_ms, end_ms, fmt)
-        plan = ClipPlan("ep-1", start_ms, end_ms, fmt, False, key)
+        key = clip_key(EPISODE.tenant_id, "ep-1", start_ms, end_ms, fmt)
+        plan = ClipPlan(EPISODE.tenant_id, "ep-1", start_ms, end_ms, fmt, False, key)
         self.clips.docs[plan.key] = {"s3_key": plan.key, "file_size_bytes": 5}
         self.media.put(key, b"x" * 5)
         return plan

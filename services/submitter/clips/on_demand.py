@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from schemas import ErrorInfo, Event
 from schemas.clip import ClipFailed, ClipFormat, ClipReady, ClipRequested
 from schemas.names import Producer, Stage
-from services.common.clip_rules import ClipPlan, EpisodeNotFound, check_request, plan_clip
+from services.common.clip_rules import ClipPlan, resolve_clip
 from services.common.ports import ClipRepo, EpisodeRepo, MediaPort
 from services.submitter.requests import Accepted, RequestPorts, deadline_in, submit_and_wait
 
@@ -84,13 +84,11 @@ async def get_clip(ports: ClipPorts, tenant_id: str, query: ClipQuery) -> ClipAn
     """Raises ``ClipRejected`` for a request that can never succeed as asked."""
     started = time.monotonic()
     limits = ports.limits
-    check_request(query.episode_id, query.start_ms, query.duration_ms, limits.max_duration_ms)
-    episode = await ports.episodes.get(query.episode_id)
-    # Another tenant's episode is indistinguishable from a missing one.
-    if episode is None or episode.tenant_id != tenant_id:
-        raise EpisodeNotFound(query.episode_id)
-    plan = plan_clip(
-        episode,
+    # Looked up under the caller's tenant: another tenant's episode is not there.
+    _, plan = await resolve_clip(
+        ports.episodes,
+        tenant_id,
+        query.episode_id,
         query.start_ms,
         query.duration_ms,
         query.format,

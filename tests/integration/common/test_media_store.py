@@ -75,12 +75,12 @@ async def test_write_head_and_ranged_get(store: MediaStore, tmp_path: Path) -> N
 
 
 async def test_key_prefix_is_applied(store: MediaStore, settings: Settings) -> None:
-    key = episode_key("ep1", "meta.json")
+    key = episode_key("acme", "ep1", "meta.json")
     assert store.full_key(key) == f"{settings.s3_key_prefix}{key}"
     await store.upload_stream(key, _chunks([b'{"a": 1}']))
-    raw = await store.client.head_object(Bucket=settings.s3_bucket, Key=store.full_key(key))
-    assert raw["ContentLength"] == 8
-    assert raw["ContentType"] == "application/json"
+    info = await store.head(key)
+    assert info is not None and (info.size, info.content_type) == (8, "application/json")
+    assert await store.list_keys("episodes/acme/ep1/") == [key]
 
 
 async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
@@ -90,7 +90,7 @@ async def _chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
 
 async def test_presigned_get_with_httpx(store: MediaStore) -> None:
     data = os.urandom(64 * 1024)
-    key = clip_key("ep7", 0, 1500, "mp3")
+    key = clip_key("acme", "ep7", 0, 1500, "mp3")
     await store.upload_stream(key, _chunks([data[:1000], data[1000:]]), content_type="audio/mpeg")
 
     url = await store.presign_get(key, 60)
@@ -180,10 +180,7 @@ async def test_failed_multipart_is_aborted(small_part_store: MediaStore) -> None
     with pytest.raises(RuntimeError, match="producer died"):
         await store.upload_stream(key, broken())
     assert await store.head(key) is None
-    uploads = await store.client.list_multipart_uploads(
-        Bucket=store.bucket, Prefix=store.full_key(key)
-    )
-    assert uploads.get("Uploads", []) == []
+    assert await store.incomplete_uploads(key) == []
 
 
 async def test_missing_objects(store: MediaStore, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ async def test_racing_registrations_of_one_id_keep_the_winners_source(
         losers = [r for r in results if isinstance(r, BaseException)]
         assert len(winners) == 1 and len(losers) == 1
         assert isinstance(losers[0], EpisodeExists)
-        episode = await store.get("ep-race")
+        episode = await store.get("acme", "ep-race")
         winner = winners[0]
         assert episode is not None and not isinstance(winner, BaseException)
         assert (episode.s3_key, episode.size_bytes, episode.duration_ms) == (
@@ -44,12 +44,10 @@ async def test_racing_registrations_of_one_id_keep_the_winners_source(
         )
         info = await media.head(episode.s3_key)
         assert info is not None and info.size == episode.size_bytes
-        index = await store.seek_index("ep-race")
+        index = await store.seek_index("acme", "ep-race")
         assert index is not None and index.size_bytes == episode.size_bytes
-        listing = await media.client.list_objects_v2(
-            Bucket=settings.s3_bucket, Prefix=media.full_key("episodes/ep-race/")
-        )
-        assert len(listing["Contents"]) == 1, "the loser's upload must be removed"
+        keys = await media.list_keys("episodes/acme/ep-race/")
+        assert keys == [episode.s3_key], "the loser's upload must be removed"
     await mongo.close()
 
 

@@ -30,7 +30,7 @@ from tests.support.fakes import (
 
 EPISODE = Episode(episode_id="ep", tenant_id="acme", s3_key="episodes/ep/source.mp3",
                   duration_ms=60_000, format_name="mp3", codec="mp3", size_bytes=1000)  # fmt: skip
-KEY = "audio_clips/ep/1000-3000.mp3"
+KEY = "audio_clips/acme/ep/1000-3000.mp3"
 
 
 @dataclass
@@ -187,13 +187,13 @@ async def test_missing_source_is_reported(world: World) -> None:
 async def test_cache_warmer_requests_are_not_counted_as_demand(world: World) -> None:
     await call(world, req(start=0, dur=1000, producer=Producer.CLI))
     await call(world, req(start=0, dur=1000))
-    assert world.clips.requests == [("audio_clips/ep/0-1000.mp3", "acme", True)]
+    assert world.clips.requests == [("audio_clips/acme/ep/0-1000.mp3", "acme", True)]
 
 
 async def test_accurate_cuts_are_cached_apart_from_stream_copies(world: World) -> None:
     fast = await call(world, req())
     exact = await call(world, req(accurate=True))
-    assert exact.s3_key == "audio_clips/ep/1000-3000-accurate.mp3" != fast.s3_key
+    assert exact.s3_key == "audio_clips/acme/ep/1000-3000-accurate.mp3" != fast.s3_key
     assert world.cutter.cuts == 2 and not exact.cache_hit
 
 
@@ -219,7 +219,7 @@ async def test_a_cached_clip_is_answered_without_cutting_or_recording_again(
     world: World,
 ) -> None:
     world.media.put(KEY, b"y" * 7)
-    await world.clips.insert(ClipPlan("ep", 1000, 3000, "mp3", False, KEY), 7, 900)
+    await world.clips.insert(ClipPlan("acme", "ep", 1000, 3000, "mp3", False, KEY), 7, 900)
     out = await call(world, req())
     assert (out.cache_hit, out.size_bytes, out.generation_time_ms) == (True, 7, 0)
     assert world.cutter.cuts == 0 and world.clips.inserted == [(KEY, 7, 900)]

@@ -94,17 +94,17 @@ def test_an_unknown_episode_is_named() -> None:
 
 def test_a_plan_names_the_clip_and_its_object() -> None:
     assert plan_clip(EPISODE, 1000, 2000, "m4a", False, MAX) == ClipPlan(
-        "ep", 1000, 3000, "m4a", False, "audio_clips/ep/1000-3000.m4a"
+        "acme", "ep", 1000, 3000, "m4a", False, "audio_clips/acme/ep/1000-3000.m4a"
     )
     exact = plan_clip(EPISODE, 1000, 2000, "wav", True, MAX)
     assert exact.accurate is True
-    assert exact.key == "audio_clips/ep/1000-3000-accurate.wav"
+    assert exact.key == "audio_clips/acme/ep/1000-3000-accurate.wav"
 
 
 def test_a_clip_running_past_the_end_is_cut_at_the_end() -> None:
     plan = plan_clip(EPISODE, 59_000, 5000, "mp3", False, MAX)
     assert (plan.start_ms, plan.end_ms, plan.duration_ms) == (59_000, 60_000, 1000)
-    assert plan.key == "audio_clips/ep/59000-60000.mp3"
+    assert plan.key == "audio_clips/acme/ep/59000-60000.mp3"
 
 
 @given(

@@ -19,11 +19,18 @@ from services.common.keys import (
 
 pytestmark = pytest.mark.unit
 
+TENANT = "acme"
+
+
+def _episode_key(episode_id: str, filename: str) -> str:
+    return episode_key(TENANT, episode_id, filename)
+
+
 TWO_PART_BUILDERS: list[tuple[Callable[[str, str], str], str]] = [
     (audio_key, "audio/"),
     (video_key, "video/"),
     (render_key, "renders/"),
-    (episode_key, "episodes/"),
+    (_episode_key, "episodes/acme/"),
 ]
 
 BAD_PARTS: list[object] = [
@@ -60,9 +67,9 @@ def test_layout() -> None:
     assert audio_key("job-1", "speech.mp3") == "audio/job-1/speech.mp3"
     assert video_key("job-1", "final.mp4") == "video/job-1/final.mp4"
     assert render_key("job_2", "out.v1.wav") == "renders/job_2/out.v1.wav"
-    assert episode_key("ep42", "episode.m4a") == "episodes/ep42/episode.m4a"
-    assert clip_key("ep42", 0, 1500, "mp3") == "audio_clips/ep42/0-1500.mp3"
-    assert clip_key("ep42", 1000, 2000, "json") == "audio_clips/ep42/1000-2000.json"
+    assert episode_key("acme", "ep42", "episode.m4a") == "episodes/acme/ep42/episode.m4a"
+    assert clip_key(TENANT, "ep42", 0, 1500, "mp3") == "audio_clips/acme/ep42/0-1500.mp3"
+    assert clip_key(TENANT, "ep42", 1000, 2000, "json") == "audio_clips/acme/ep42/1000-2000.json"
 
 
 @pytest.mark.parametrize("good", ["a", "A.b-c_d", "0123", "x" * 128, ".hidden", "a..b", "v1."])
@@ -83,36 +90,43 @@ def test_bad_parts(build: Callable[[str, str], str], prefix: str, bad: object) -
 
 
 @pytest.mark.parametrize("bad", BAD_PARTS)
-def test_bad_episode_in_clip(bad: object) -> None:
+def test_bad_episode_or_tenant_in_clip(bad: object) -> None:
     with pytest.raises(InvalidKeyPart):
-        clip_key(bad, 0, 10, "mp3")  # type: ignore[arg-type]
+        clip_key(TENANT, bad, 0, 10, "mp3")  # type: ignore[arg-type]
+    with pytest.raises(InvalidKeyPart):
+        clip_key(bad, "ep", 0, 10, "mp3")  # type: ignore[arg-type]
+
+
+def test_two_tenants_episodes_of_one_id_never_share_an_object() -> None:
+    assert clip_key("acme", "ep-1", 0, 10, "mp3") != clip_key("other", "ep-1", 0, 10, "mp3")
+    assert episode_key("acme", "ep-1", "s.mp3") != episode_key("other", "ep-1", "s.mp3")
 
 
 @pytest.mark.parametrize("bad", [-1, True, False, 1.0, "1", None, 2**70 * -1])
 def test_bad_offsets(bad: object) -> None:
     with pytest.raises(InvalidKeyPart):
-        clip_key("ep", bad, 10_000, "mp3")  # type: ignore[arg-type]
+        clip_key(TENANT, "ep", bad, 10_000, "mp3")  # type: ignore[arg-type]
     with pytest.raises(InvalidKeyPart):
-        clip_key("ep", 0, bad, "mp3")  # type: ignore[arg-type]
+        clip_key(TENANT, "ep", 0, bad, "mp3")  # type: ignore[arg-type]
 
 
 def test_clip_end_after_start() -> None:
     with pytest.raises(InvalidKeyPart):
-        clip_key("ep", 10, 10, "mp3")
+        clip_key(TENANT, "ep", 10, 10, "mp3")
     with pytest.raises(InvalidKeyPart):
-        clip_key("ep", 20, 10, "mp3")
-    assert clip_key("ep", 0, 2**40, "mp3") == f"audio_clips/ep/0-{2**40}.mp3"
+        clip_key(TENANT, "ep", 20, 10, "mp3")
+    assert clip_key(TENANT, "ep", 0, 2**40, "mp3") == f"audio_clips/acme/ep/0-{2**40}.mp3"
 
 
 @pytest.mark.parametrize("bad", ["", "MP3", ".mp3", "exe", "mp3/", "mp3 ", "../mp3", None, 3])
 def test_bad_ext(bad: object) -> None:
     with pytest.raises(InvalidKeyPart):
-        clip_key("ep", 0, 10, bad)  # type: ignore[arg-type]
+        clip_key(TENANT, "ep", 0, 10, bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("ext", sorted(keys.ALLOWED_EXTS))
 def test_allowed_exts(ext: str) -> None:
-    assert clip_key("ep", 0, 10, ext).endswith(f"/0-10.{ext}")
+    assert clip_key(TENANT, "ep", 0, 10, ext).endswith(f"/0-10.{ext}")
 
 
 def _assert_confined(key: str, prefix: str, parts: list[str]) -> None:
@@ -168,12 +182,14 @@ good_parts = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,40}", fullmatch=True).
 def test_valid_clip_requests_have_exactly_one_confined_key(
     episode: str, start: int, length: int, ext: str, accurate: bool
 ) -> None:
-    key = clip_key(episode, start, start + length, ext, accurate=accurate)
+    key = clip_key(TENANT, episode, start, start + length, ext, accurate=accurate)
     variant = "-accurate" if accurate else ""
-    _assert_confined(key, "audio_clips/", [episode, f"{start}-{start + length}{variant}.{ext}"])
+    _assert_confined(
+        key, "audio_clips/acme/", [episode, f"{start}-{start + length}{variant}.{ext}"]
+    )
     # Different ranges, formats or cut modes never share an object.
-    assert key != clip_key(episode, start, start + length + 1, ext, accurate=accurate)
-    assert key != clip_key(episode, start, start + length, ext, accurate=not accurate)
+    assert key != clip_key(TENANT, episode, start, start + length + 1, ext, accurate=accurate)
+    assert key != clip_key(TENANT, episode, start, start + length, ext, accurate=not accurate)
 
 
 @given(
@@ -186,7 +202,7 @@ def test_empty_or_reversed_ranges_never_get_a_key(
     episode: str, start: int, back: int, ext: str
 ) -> None:
     with pytest.raises(InvalidKeyPart):
-        clip_key(episode, start, start - back, ext)
+        clip_key(TENANT, episode, start, start - back, ext)
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ async def test_cache_hit_is_served_without_kafka(settings: Settings, tmp_path: P
     async with running_api(settings, CLIP_WAIT_TIMEOUT_S=0.3) as api:
         acme = await api.key_for("acme")
         await _episode(api, tmp_path, acme, "ep-hit")
-        episode = await api.runtime.episodes.get("ep-hit")
+        episode = await api.runtime.episodes.get("acme", "ep-hit")
         assert episode is not None
         # The range runs past the end: the plan clamps it, as the clipper would.
         plan = plan_clip(episode, 1000, 5000, "mp3", False, api.settings.clip_max_duration_ms)

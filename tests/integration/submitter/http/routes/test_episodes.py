@@ -30,7 +30,7 @@ async def test_upload_registers_probes_and_scopes_by_tenant(
         assert ep["codec"] == "mp3" and ep["format_name"] == "mp3"
         assert ep["sample_rate"] == 44100 and ep["channels"] == 1
         assert ep["size_bytes"] == tone.stat().st_size
-        assert re.fullmatch(r"episodes/ep-tone/source-[0-9a-f]{12}\.mp3", ep["s3_key"])
+        assert re.fullmatch(r"episodes/acme/ep-tone/source-[0-9a-f]{12}\.mp3", ep["s3_key"])
         assert ep["bit_rate"] and 50_000 < ep["bit_rate"] < 80_000
         assert await api.runtime.media.head(ep["s3_key"]) is not None
 
@@ -40,10 +40,23 @@ async def test_upload_registers_probes_and_scopes_by_tenant(
         assert hidden.status_code == 404
         assert hidden.json()["error"]["param"] == "episode_id"
 
+        # Ids are per tenant: another tenant can neither detect acme's ep-tone nor take it;
+        # it registers an ep-tone of its own.
+        with tone.open("rb") as fh:
+            theirs = await api.client.post(
+                "/v1/episodes",
+                headers=other,
+                files={"file": ("tone.mp3", fh, "audio/mpeg")},
+                data={"episode_id": "ep-tone"},
+            )
+        assert theirs.status_code == 201, theirs.text
+        assert theirs.json()["tenant_id"] == "other" and theirs.json()["s3_key"] != ep["s3_key"]
+        got = await api.client.get("/v1/episodes/ep-tone", headers=acme)
+        assert got.status_code == 200 and got.json() == ep
         with tone.open("rb") as fh:
             again = await api.client.post(
                 "/v1/episodes",
-                headers=other,
+                headers=acme,
                 files={"file": ("tone.mp3", fh, "audio/mpeg")},
                 data={"episode_id": "ep-tone"},
             )
@@ -141,7 +154,7 @@ async def test_upload_refusals(settings: Settings, tmp_path: Path) -> None:
             )
         assert r.status_code == 413
         assert r.json()["error"]["code"] == "too_large"
-        assert await api.runtime.episodes.get("ep-big") is None
+        assert await api.runtime.episodes.get("acme", "ep-big") is None
 
         for episode_id in ("../x", "a/b", "-x", "x" * 129, "a..b"):
             with small.open("rb") as fh:
