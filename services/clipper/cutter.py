@@ -96,9 +96,13 @@ class FFmpegCutter:
             probe_src: Path | str
             if index is not None:
                 probe_src = tmp / "window.mp3"
-                bytes_read, stream = await self._from_window(
-                    episode, index, plan, probe_src, out, copy
-                )
+                try:
+                    bytes_read, stream = await self._from_window(
+                        episode, index, plan, probe_src, out, copy
+                    )
+                except NotMediaError as bad:
+                    # The indexed frames are not there any more: the source was replaced.
+                    raise SourceUnreadable(str(bad)) from bad
             else:
                 probe_src = await self._media.presign_get(episode.s3_key, SOURCE_URL_EXPIRY_S)
                 # Input-side seek: the demuxer jumps by its sample tables with Range requests.

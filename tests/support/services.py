@@ -36,6 +36,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_service(
+    module: str, settings: Settings, log: Path, **extra: str
+) -> subprocess.Popen[bytes]:
+    """Start one service (``python -m module``) configured like production: the test's
+    settings as environment variables, plus ``extra`` (e.g. ``TMPDIR``). Its output goes
+    to ``log``. Nothing waits for it to be ready; stop it with :func:`stop_service`."""
+    env = {**os.environ, **settings_env(settings), **extra}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def stop_service(proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``; the process is reaped either way."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()
+
+
 @contextmanager
 def running(settings: Settings, logdir: Path, **extra: str) -> Iterator[str]:
     """Start clipper and submitter; yield the API base URL; stop both afterwards."""
