@@ -27,7 +27,7 @@ test: up
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
-	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+	$(PY) -m pytest -m "unit or agent" $(PYTEST_ARGS)
 
 lint: venv
 	.venv/bin/ruff check .
