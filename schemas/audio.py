@@ -23,8 +23,25 @@ MAX_SCENE_SECONDS = 600.0
 class Scene(StrictModel):
     index: int = Field(ge=0)
     prompt: NonEmptyStr
-    duration_s: float = Field(gt=0, le=MAX_SCENE_SECONDS)
+    duration_s: float | None = Field(
+        default=None, gt=0, le=MAX_SCENE_SECONDS,
+        description="Length of the scene's audio; defaults to its video's duration.",
+    )  # fmt: skip
+    video_duration_s: float | None = Field(
+        default=None, gt=0, le=MAX_SCENE_SECONDS, description="Duration of the scene's video."
+    )
     text: NonEmptyStr | None = Field(default=None, description="Script; voiceover only.")
+
+    @model_validator(mode="after")
+    def _has_a_duration(self) -> Self:
+        if self.duration_s is None and self.video_duration_s is None:
+            raise ValueError("a scene needs duration_s or video_duration_s")
+        return self
+
+    @property
+    def seconds(self) -> float:
+        """What the scene's audio lasts: its own duration, else its video's."""
+        return self.duration_s if self.duration_s is not None else float(self.video_duration_s or 0)
 
 
 class AudioParams(StrictModel):
@@ -34,6 +51,9 @@ class AudioParams(StrictModel):
         default=True, description="Condition each scene on the previous one's audio."
     )
     error_strategy: ErrorStrategy = "continue_with_silence"
+    enhance_prompt: bool = Field(
+        default=True, description="Add the kind's production words to each scene's prompt."
+    )
 
 
 class AudioJobFields(StrictModel):
@@ -46,6 +66,13 @@ class AudioJobFields(StrictModel):
     scenes: list[Scene] = Field(min_length=1)
     params: AudioParams = Field(default_factory=AudioParams)
     video_job_id: PlainId | None = None
+    attempt: int = Field(
+        default=1, ge=1, description="Regenerations of the job's audio count up from 1."
+    )
+    cache: bool = Field(
+        default=True, description="Reuse audio generated before for the same input."
+    )
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
     @model_validator(mode="after")
     def _scenes_consistent(self) -> Self:
@@ -74,6 +101,10 @@ class AudioSegment(StrictModel):
     model: str | None = None
     cached: bool
     silent_fallback: bool = Field(description="Silence stands in for a failed scene.")
+    prompt: str | None = Field(default=None, description="The scene's prompt as submitted.")
+    sent_prompt: str | None = Field(default=None, description="The prompt sent to the provider.")
+    request_id: str | None = Field(default=None, description="The provider's request id.")
+    error: ErrorInfo | None = Field(default=None, description="Why a scene fell back to silence.")
 
 
 class AudioRendered(JobEvent):
@@ -82,6 +113,7 @@ class AudioRendered(JobEvent):
     event_type: Literal["audio.rendered"] = "audio.rendered"
     schema_version: Literal[1] = 1
     segments: list[AudioSegment] = Field(min_length=1)
+    attempt: int = Field(default=1, ge=1)
     soundtrack_key: S3Key | None = Field(
         default=None, description="All segments joined, when the job asked for continuation."
     )

@@ -58,6 +58,13 @@ class Code(enum.StrEnum):
     FFMPEG_UNAVAILABLE = "ffmpeg_unavailable"
     NO_SUCH_BUCKET = "no_such_bucket"
     S3_ERROR = "s3_error"
+    # Audio providers
+    INVALID_AUDIO_REQUEST = "invalid_audio_request"
+    PROVIDER_FAILED = "provider_failed"
+    PROVIDER_TIMEOUT = "provider_timeout"
+    PROVIDER_RATE_LIMITED = "provider_rate_limited"
+    PROVIDER_QUOTA = "provider_quota"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
     # The pipeline
     SUBMIT_FAILED = "submit_failed"
     OVERLOADED = "overloaded"
@@ -100,6 +107,12 @@ KIND: Mapping[Code, Kind] = MappingProxyType(
         Code.FFMPEG_UNAVAILABLE: Kind.INTERNAL,
         Code.NO_SUCH_BUCKET: Kind.INTERNAL,
         Code.S3_ERROR: Kind.UNAVAILABLE,
+        Code.INVALID_AUDIO_REQUEST: Kind.INVALID,
+        Code.PROVIDER_FAILED: Kind.SOURCE,
+        Code.PROVIDER_TIMEOUT: Kind.UNAVAILABLE,
+        Code.PROVIDER_RATE_LIMITED: Kind.UNAVAILABLE,
+        Code.PROVIDER_QUOTA: Kind.SOURCE,
+        Code.PROVIDER_UNAVAILABLE: Kind.UNAVAILABLE,
         Code.SUBMIT_FAILED: Kind.UNAVAILABLE,
         Code.OVERLOADED: Kind.UNAVAILABLE,
         Code.UNAVAILABLE: Kind.UNAVAILABLE,
@@ -145,6 +158,11 @@ PUBLIC_MESSAGES: Mapping[Code, str] = MappingProxyType(
         Code.NOT_AUDIO: "the media has no readable audio stream",
         Code.NO_SUCH_BUCKET: "storage is misconfigured",
         Code.S3_ERROR: "storage failed; try again",
+        Code.PROVIDER_FAILED: "the audio provider could not generate this scene",
+        Code.PROVIDER_TIMEOUT: "the audio provider did not finish in time",
+        Code.PROVIDER_RATE_LIMITED: "the audio provider is busy; try again later",
+        Code.PROVIDER_QUOTA: "the audio provider's quota is used up",
+        Code.PROVIDER_UNAVAILABLE: "the audio provider could not be reached",
         Code.SUBMIT_FAILED: "the request could not be queued; try again",
         Code.TRANSIENT_EXHAUSTED: "a temporary failure persisted; try again later",
         Code.INTERNAL_ERROR: "internal error",

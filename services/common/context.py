@@ -83,6 +83,16 @@ class StageContext:
         except Exception:
             log.warning("%s: could not record progress of %s", self.stage, self.job_id)
 
+    async def record(self, fields: Mapping[str, Any]) -> None:
+        """Partial update of the stage record (dotted paths for nested fields, e.g.
+        ``{"scenes.3": {...}}``); like progress, advice that never fails the work."""
+        if self.status is None:
+            return
+        try:
+            await self.status.progress(self.stage, self.event, fields)
+        except Exception:
+            log.warning("%s: could not record %s on %s", self.stage, sorted(fields), self.job_id)
+
     async def checkpoint(self, name: str) -> Any | None:
         """The saved result of step ``name`` for this event, or None if not saved yet."""
         if name in self._saved:

@@ -510,6 +510,16 @@ class MediaStore:
                     deleted += len(batch)
         return deleted
 
+    async def copy(self, src: str, dst: str) -> None:
+        """Server-side copy (no bytes through this process); objects up to 5 GiB."""
+        src_full, dst_full = self.full_key(src), self.full_key(dst)
+        with _s3_errors(f"copy {src_full} to {dst_full}"):
+            await self.client.copy_object(
+                Bucket=self.bucket,
+                Key=dst_full,
+                CopySource={"Bucket": self.bucket, "Key": src_full},
+            )
+
     async def list_keys(self, prefix: str) -> list[str]:
         """Logical keys of the objects under ``prefix``, sorted (for tests and operators;
         no stage lists objects to do its work)."""

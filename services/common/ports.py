@@ -128,6 +128,8 @@ class MediaPort(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def copy(self, src: str, dst: str) -> None: ...
+
 
 class FFmpegPort(Protocol):
     """The one ffmpeg process path (``services.common.ffmpeg.FFmpeg``)."""

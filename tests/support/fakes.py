@@ -119,7 +119,13 @@ class MemoryJobs:
         doc = self.stages.get(f"{job_id}:{stage}")
         if doc is None or doc["status"] in TERMINAL:
             return False
-        doc.update(fields)
+        for path, value in fields.items():
+            # Dotted paths set one nested field, as MongoDB's $set does.
+            *parents, leaf = path.split(".")
+            target = doc
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = value
         return True
 
     async def stage(self, job_id: str, stage: str) -> Doc | None:
@@ -139,6 +145,7 @@ class MemoryMedia:
         self.objects: dict[str, bytes] = dict(objects or {})
         self.uploads: list[str] = []
         self.presigned: list[str] = []
+        self.copies: list[tuple[str, str]] = []
 
     def put(self, key: str, data: bytes) -> None:
         self.objects[key] = data
@@ -174,6 +181,12 @@ class MemoryMedia:
 
     async def delete(self, key: str) -> None:
         self.objects.pop(key, None)
+
+    async def copy(self, src: str, dst: str) -> None:
+        if src not in self.objects:
+            raise FileNotFoundError(src)
+        self.objects[dst] = self.objects[src]
+        self.copies.append((src, dst))
 
 
 class MemoryEpisodes:

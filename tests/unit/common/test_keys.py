@@ -33,33 +33,14 @@ TWO_PART_BUILDERS: list[tuple[Callable[[str, str], str], str]] = [
     (_episode_key, "episodes/acme/"),
 ]
 
+# One value per rule of validate_part; path-like text in general is the properties' job.
 BAD_PARTS: list[object] = [
-    "",
-    ".",
-    "..",
-    "...",
-    "a/b",
-    "/a",
-    "a/",
-    "../etc",
-    "a\\b",
-    "a\x00b",
-    "a\nb",
-    "\t",
-    "a\x7fb",
-    "-rf",
-    "-",
-    "x" * 129,
-    "a b",
-    " a",
-    "é",
-    "a%2Fb",
-    "a?b",
-    "a*b",
-    None,
-    1,
-    b"abc",
-    True,
+    None,  # not a string
+    "",  # empty
+    "x" * 129,  # too long
+    "../etc",  # a character outside the alphabet
+    "..",  # dots only
+    "-rf",  # would read as an option
 ]
 
 
@@ -72,7 +53,8 @@ def test_layout() -> None:
     assert clip_key(TENANT, "ep42", 1000, 2000, "json") == "audio_clips/acme/ep42/1000-2000.json"
 
 
-@pytest.mark.parametrize("good", ["a", "A.b-c_d", "0123", "x" * 128, ".hidden", "a..b", "v1."])
+# Keys take a wider alphabet than ids: edges of what a key part may be.
+@pytest.mark.parametrize("good", ["A.b-c_d", "x" * 128, ".hidden", "a..b"])
 @pytest.mark.parametrize(("build", "prefix"), TWO_PART_BUILDERS)
 def test_good_parts(build: Callable[[str, str], str], prefix: str, good: str) -> None:
     assert build(good, good) == f"{prefix}{good}/{good}"
