@@ -17,17 +17,10 @@ from services.audio_agent.providers.local import LocalProvider
 from services.audio_agent.providers.registry import build_providers
 from services.audio_agent.settings import AudioAgentSettings
 from services.audio_agent.tiers import TierMap
-from services.common.checkpoints import MongoCheckpoints
-from services.common.codec import Codec
 from services.common.faust_app import bind_stage, create_app
 from services.common.ffmpeg import FFmpeg, remove_stale_workdirs
-from services.common.job_store import JobStatusRecorder, JobStore
-from services.common.kafka import KafkaEmitter
-from services.common.ledger import MongoLedger
-from services.common.media_store import MediaStore
-from services.common.mongo import open_database
-from services.common.retry import RetryPolicy
 from services.common.stage import StageRunner
+from services.common.wiring import open_stage_adapters
 
 CLIENT_ID = "tapedeck-audio-agent"
 # A job's whole budget, all scenes and retries included.
@@ -41,18 +34,9 @@ async def audio_runner(settings: AudioAgentSettings) -> AsyncIterator[StageRunne
     tiers = TierMap.parse(settings.audio_tier_map)  # a bad map stops the start, clearly
     await asyncio.to_thread(remove_stale_workdirs, WORKDIR_PREFIX)
     async with AsyncExitStack() as stack:
-        db = await stack.enter_async_context(open_database(settings, CLIENT_ID))
-        jobs, ledger = JobStore(db), MongoLedger(db)
-        checkpoints, cache = MongoCheckpoints(db), MongoGenerationCache(db)
-        for ensure in (
-            jobs.ensure_indexes,
-            ledger.ensure_indexes,
-            checkpoints.ensure_indexes,
-            cache.ensure_indexes,
-        ):
-            await ensure()
-        emitter = await stack.enter_async_context(KafkaEmitter(settings, CLIENT_ID))
-        media = await stack.enter_async_context(MediaStore.from_settings(settings))
+        kit = await open_stage_adapters(stack, settings, CLIENT_ID)
+        cache = MongoGenerationCache(kit.db)
+        await cache.ensure_indexes()
         client = await stack.enter_async_context(
             httpx.AsyncClient(
                 timeout=httpx.Timeout(
@@ -62,10 +46,9 @@ async def audio_runner(settings: AudioAgentSettings) -> AsyncIterator[StageRunne
             )
         )
         ffmpeg = FFmpeg.from_settings(settings)
-        providers = build_providers(settings, client, LocalProvider(ffmpeg))
         handler = AudioHandler(
-            providers=providers,
-            media=media,
+            providers=build_providers(settings, client, LocalProvider(ffmpeg)),
+            media=kit.media,
             ffmpeg=ffmpeg,
             cache=cache,
             config=AudioConfig(
@@ -75,18 +58,8 @@ async def audio_runner(settings: AudioAgentSettings) -> AsyncIterator[StageRunne
                 cache_enabled=settings.audio_cache_enabled,
             ),
         )
-        yield StageRunner(
-            stage=Stage.AUDIO,
-            codec=Codec.for_topic(TOPICS.audio_jobs, settings.max_message_bytes),
-            handler=handler,
-            on_failure=audio_failed,
-            emitter=emitter,
-            dead_letters=emitter,
-            ledger=ledger,
-            checkpoints=checkpoints,
-            retry=RetryPolicy.from_settings(settings),
-            status=JobStatusRecorder(jobs),
-            deadline_s=JOB_DEADLINE_S,
+        yield kit.runner(
+            Stage.AUDIO, TOPICS.audio_jobs, handler, audio_failed, deadline_s=JOB_DEADLINE_S
         )
 
 

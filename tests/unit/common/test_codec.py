@@ -45,6 +45,43 @@ def test_a_readable_message_decodes_to_its_event() -> None:
     assert CODEC.decode(RawMessage(TOPIC, event.model_dump_json().encode())) == event
 
 
+def test_a_tombstone_is_unreadable() -> None:
+    with pytest.raises(DecodeError) as exc:
+        CODEC.decode(RawMessage(TOPIC, None))
+    assert exc.value.reason == "empty message (tombstone) on an event topic"
+
+
+def test_the_size_limit_is_inclusive() -> None:
+    value = clip_request().model_dump_json().encode()
+    assert Codec.for_topic(TOPICS.clip_requests, len(value)).decode(RawMessage(TOPIC, value))
+    with pytest.raises(DecodeError) as exc:
+        Codec.for_topic(TOPICS.clip_requests, len(value) - 1).decode(RawMessage(TOPIC, value))
+    assert exc.value.reason == (
+        f"message of {len(value)} bytes exceeds the {len(value) - 1} byte limit"
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("lone surrogate"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+    ],
+)
+def test_any_other_parse_failure_is_unreadable_too(
+    monkeypatch: pytest.MonkeyPatch, error: ValueError
+) -> None:
+    # Not a pydantic error: no message this codec knows of raises one today, but whatever
+    # the parser raises must still end as a dead letter, never as a crashed agent.
+    def parse(raw: bytes | str) -> Event:
+        raise error
+
+    monkeypatch.setattr("services.common.codec.decode_event", parse)
+    err = decode_error(good())
+    assert err.reason == f"not valid JSON: {error}"
+    assert err.cause is error
+
+
 def test_the_error_says_its_reason() -> None:
     err = decode_error({**good(), "start_ms": "1"})
     assert str(err) == err.reason

@@ -12,13 +12,15 @@ import pytest
 
 from schemas import TOPICS, ErrorInfo, Event
 from schemas.clip import ClipFailed, ClipRequested
+from schemas.codes import Code
 from schemas.names import Stage
-from services.common.codec import Codec, RawMessage
+from services.common.clip_rules import ClipRejected
+from services.common.codec import Codec, DecodeError, RawMessage
 from services.common.context import StageContext
 from services.common.errors import PermanentError, TransientError
 from services.common.job_store import JobStatusRecorder, StageStatus
 from services.common.retry import RetryPolicy
-from services.common.stage import Handler, Outcome, StageRunner
+from services.common.stage import Handler, InvalidAnswer, Outcome, StageRunner
 from tests.support.events import clip_failed, clip_request
 from tests.support.fakes import (
     FakeClock,
@@ -38,11 +40,42 @@ def request(**kw: object) -> ClipRequested:
 failed = clip_failed
 
 
+class BoundedRunner(StageRunner):
+    """A StageRunner whose ``process`` gives up after a few seconds, so a change that makes
+    it loop fails a test instead of hanging it. (Waiting out a dead-letter write that never
+    lands is still observable: with a shorter timeout of the test's own.)"""
+
+    async def process(self, msg: RawMessage) -> Outcome:
+        async with asyncio.timeout(5):
+            return await super().process(msg)
+
+
+class CapRecorder(random.Random):
+    """An rng that never waits: each backoff delay comes out 0 and its cap is kept."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.caps: list[float] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.caps.append(b)
+        return 0.0
+
+
 class World:
-    def __init__(self, handler: Handler, max_bytes: int = 10_000, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        max_bytes: int = 10_000,
+        attempts: int = 3,
+        *,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        on_invalid: InvalidAnswer | None = None,
+    ) -> None:
         self.emitter, self.ledger = MemoryEmitter(), MemoryLedger()
         self.checkpoints, self.jobs, self.clock = MemoryCheckpoints(), MemoryJobs(), FakeClock()
-        self.runner = StageRunner(
+        self.runner = BoundedRunner(
             stage=Stage.CLIP,
             codec=Codec.for_topic(TOPICS.clip_requests, max_bytes),
             handler=handler,
@@ -51,9 +84,10 @@ class World:
             dead_letters=self.emitter,
             ledger=self.ledger,
             checkpoints=self.checkpoints,
-            retry=RetryPolicy(attempts, 0.0, 0.0),
+            retry=retry or RetryPolicy(attempts, 0.0, 0.0),
             status=JobStatusRecorder(self.jobs),
-            rng=random.Random(1),
+            on_invalid=on_invalid,
+            rng=rng or random.Random(1),
             deadline_s=60.0,
             clock=self.clock,
         )
@@ -167,6 +201,7 @@ async def test_transient_errors_exhaust_into_a_retryable_failure() -> None:
     assert "connection refused" not in ev.error.message
     doc = await world.jobs.stage("r1", Stage.CLIP)
     assert doc is not None and "connection refused" in doc["operator_detail"]
+    assert doc["status"] == StageStatus.FAILED
 
 
 async def test_failures_never_carry_signed_urls_or_stderr_in_public() -> None:
@@ -203,10 +238,15 @@ async def test_a_bug_in_a_handler_still_answers_with_a_failure() -> None:
     async def buggy(event: Event, ctx: StageContext) -> Sequence[Event]:
         raise ZeroDivisionError("oops")
 
-    runner, emitter = make_runner(buggy)
-    assert await runner.process(raw(request().model_dump_json().encode())) is Outcome.FAILED
-    assert isinstance(emitter.events[0], ClipFailed)
-    assert emitter.events[0].error.code == "internal_error"
+    world = World(buggy)
+    assert await world.runner.process(raw(request().model_dump_json().encode())) is Outcome.FAILED
+    (ev,) = world.emitter.events
+    assert isinstance(ev, ClipFailed)
+    # A bug is not retried: another attempt would only hit it again.
+    assert (ev.error.code, ev.error.retryable, ev.error.attempts) == ("internal_error", False, 1)
+    doc = await world.jobs.stage("r1", Stage.CLIP)
+    assert doc is not None and doc["status"] == StageStatus.FAILED
+    assert doc["operator_detail"] == "ZeroDivisionError: oops"
 
 
 def test_backoff_grows_with_the_attempt_and_stays_under_its_cap() -> None:
@@ -356,3 +396,90 @@ async def test_a_dead_letter_write_that_never_lands_never_returns() -> None:
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(world.runner.process(raw(b"not json")), 0.2)
     assert world.emitter.dead == []
+
+
+async def test_the_ledger_remembers_what_an_event_produced() -> None:
+    world = World(echo)
+    event = request()
+    await world.runner.process(raw(event.model_dump_json().encode()))
+    (out,) = world.emitter.events
+    assert world.ledger.done == {(Stage.CLIP, str(event.event_id)): [str(out.event_id)]}
+
+
+async def test_a_rejection_written_for_the_caller_reaches_them_as_written() -> None:
+    async def too_late(event: Event, ctx: StageContext) -> Sequence[Event]:
+        raise ClipRejected(Code.START_PAST_END, "start_ms 70000 is past the end", "start_ms")
+
+    world = World(too_late)
+    assert await world.runner.process(raw(request().model_dump_json().encode())) is Outcome.FAILED
+    (ev,) = world.emitter.events
+    assert isinstance(ev, ClipFailed)
+    assert (ev.error.code, ev.error.message) == (Code.START_PAST_END,
+                                                 "start_ms 70000 is past the end")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "exception_type"),
+    [
+        (b"{oops", b"pydantic_core._pydantic_core.ValidationError"),
+        (json.dumps({**good_dict(), "event_type": "clip.nope"}).encode(),
+         b"schemas.registry.UnknownEventType"),
+        (json.dumps({**good_dict(), "schema_version": 9}).encode(),
+         b"schemas.registry.UnsupportedSchemaVersion"),
+        (b"x" * 10_001, b"services.common.codec.DecodeError"),
+    ],
+)  # fmt: skip
+async def test_a_dead_letter_names_what_could_not_read_it(
+    value: bytes, exception_type: bytes
+) -> None:
+    runner, emitter = make_runner(echo)
+    await runner.process(raw(value))
+    ((_, headers),) = emitter.dead
+    assert headers["exception_type"] == exception_type
+
+
+async def test_an_unreadable_request_with_a_readable_envelope_is_answered() -> None:
+    seen: list[tuple[RawMessage, DecodeError]] = []
+
+    def answer(msg: RawMessage, exc: DecodeError) -> Event | None:
+        seen.append((msg, exc))
+        return failed(request(), ErrorInfo(code="invalid", message=exc.reason, retryable=False,
+                                           attempts=1))  # fmt: skip
+
+    world = World(echo, on_invalid=answer)
+    message = raw(json.dumps({**good_dict(), "start_ms": "1"}).encode())
+    assert await world.runner.process(message) is Outcome.DEAD_LETTER
+    ((msg, exc),) = seen
+    assert msg == message and "start_ms" in exc.reason
+    # Dead-lettered, and the waiting client hears why instead of timing out.
+    assert [m for m, _ in world.emitter.dead] == [message]
+    (ev,) = world.emitter.events
+    assert isinstance(ev, ClipFailed) and ev.error.message == exc.reason
+
+
+async def test_an_unreadable_message_nobody_can_be_told_about_is_only_dead_lettered() -> None:
+    world = World(echo, on_invalid=lambda msg, exc: None)
+    assert await world.runner.process(raw(b"not json")) is Outcome.DEAD_LETTER
+    assert len(world.emitter.dead) == 1 and world.emitter.events == []
+
+
+async def test_transient_retries_back_off_further_each_time() -> None:
+    async def down(event: Event, ctx: StageContext) -> Sequence[Event]:
+        raise TransientError("503")
+
+    rng = CapRecorder()
+    world = World(down, retry=RetryPolicy(4, 0.5, 100.0), rng=rng)
+    await world.runner.process(raw(request().model_dump_json().encode()))
+    # Jittered delays under a cap that doubles: after attempts 1, 2 and 3 (4 is the last).
+    assert rng.caps == [0.5, 1.0, 2.0]
+
+
+async def test_dead_letter_retries_back_off_up_to_a_ceiling() -> None:
+    rng = CapRecorder()
+    world = World(echo, retry=RetryPolicy(3, 1.0, 1e12), rng=rng)
+    world.emitter.fail_dead_letters = 23
+    assert await world.runner.process(raw(b"not json")) is Outcome.DEAD_LETTER
+    # The cap doubles with each failed write until the 20th, then stays: the DLQ is
+    # retried for as long as it takes, at a bounded interval.
+    assert rng.caps == [2.0**n for n in range(20)] + [2.0**19] * 3
+    assert len(world.emitter.dead) == 1
