@@ -46,8 +46,9 @@ def _alive(svc: stack.Service) -> None:
 
 
 CLIPPER = _service("clipper", "services.clipper")
+AUDIO_AGENT = _service("audio-agent", "services.audio_agent")
 SUBMITTER = _service("submitter", "services.submitter", _healthz)
-SERVICES = [CLIPPER, SUBMITTER]
+SERVICES = [CLIPPER, AUDIO_AGENT, SUBMITTER]
 
 
 def start() -> None:
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> int:
         elif cmd == "status":
             for svc in SERVICES:
                 print(
-                    f"{svc.name:9} pid={svc.pid() or '-':<8} {'ready' if svc.healthy() else 'down'}"
+                    f"{svc.name:11} pid={svc.pid() or '-':<8} {'ready' if svc.healthy() else 'down'}"
                 )
         else:
             print(__doc__, file=sys.stderr)

@@ -20,7 +20,7 @@ import pytest
 from services.common.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-TIERS = {"unit", "agent", "integration", "e2e"}
+TIERS = {"unit", "agent", "contract", "integration", "e2e"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -194,7 +194,7 @@ class AudioHandler:
             try:
                 result = await self._generate(job, plan, previous)
             except (ProviderError, ProviderRejected) as exc:
-                code = exc.code if isinstance(exc, ProviderRejected) else Code.PROVIDER_UNAVAILABLE
+                code = exc.code
                 log.warning("audio %s scene %d failed: %s", job.event.job_id, index,
                             operator_detail(exc))  # fmt: skip
                 if job.event.params.error_strategy == "halt":

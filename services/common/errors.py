@@ -48,5 +48,15 @@ def public_text(exc: BaseException, code: str) -> str:
 
 
 def operator_detail(exc: BaseException) -> str:
-    """The full story for operators, without credentials or signed URLs."""
-    return redact(f"{type(exc).__name__}: {exc}")
+    """The full story for operators, without credentials or signed URLs: the exception,
+    what caused it, and a provider's own words where an error carries them."""
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < 5:
+        text = f"{type(current).__name__}: {current}"
+        said = getattr(current, "provider_message", "")
+        if said:
+            text += f" (provider said: {said})"
+        parts.append(text)
+        current = current.__cause__
+    return redact(" <- caused by ".join(parts))

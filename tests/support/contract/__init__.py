@@ -1,0 +1,1 @@
+"""Local servers that speak the audio providers' documented HTTP contracts."""
