@@ -125,3 +125,4 @@ class AudioFailed(JobEvent):
     event_type: Literal["audio.failed"] = "audio.failed"
     schema_version: Literal[1] = 1
     error: ErrorInfo
+    attempt: int = Field(default=1, ge=1)

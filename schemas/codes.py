@@ -20,6 +20,7 @@ class Kind(enum.StrEnum):
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
     UNSUPPORTED = "unsupported"  # wrong content type
+    TOO_MANY = "too_many"  # a tenant over its rate or in-flight limit: try again later
     SOURCE = "source"  # a stored source cannot be used: our side, not the caller's
     UNAVAILABLE = "unavailable"  # try again later
     INTERNAL = "internal"
@@ -65,6 +66,23 @@ class Code(enum.StrEnum):
     PROVIDER_RATE_LIMITED = "provider_rate_limited"
     PROVIDER_QUOTA = "provider_quota"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    # Merging: a request that cannot be merged as sent, told apart per input
+    INVALID_MERGE_REQUEST = "invalid_merge_request"
+    TOO_MANY_INPUTS = "too_many_inputs"
+    INPUT_MISSING = "input_missing"
+    INPUT_NOT_MEDIA = "input_not_media"
+    INPUT_NO_VIDEO = "input_no_video"
+    INPUT_NO_AUDIO = "input_no_audio"
+    INPUT_TOO_LONG = "input_too_long"
+    # Jobs
+    INVALID_CALLBACK_URL = "invalid_callback_url"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_JOBS = "too_many_jobs"
+    JOB_NOT_FOUND = "job_not_found"
+    JOB_FINISHED = "job_finished"
+    VIDEO_FAILED = "video_failed"
+    CANCELLED = "cancelled"
     # The pipeline
     SUBMIT_FAILED = "submit_failed"
     OVERLOADED = "overloaded"
@@ -113,6 +131,21 @@ KIND: Mapping[Code, Kind] = MappingProxyType(
         Code.PROVIDER_RATE_LIMITED: Kind.UNAVAILABLE,
         Code.PROVIDER_QUOTA: Kind.SOURCE,
         Code.PROVIDER_UNAVAILABLE: Kind.UNAVAILABLE,
+        Code.INVALID_MERGE_REQUEST: Kind.INVALID,
+        Code.TOO_MANY_INPUTS: Kind.INVALID,
+        Code.INPUT_MISSING: Kind.NOT_FOUND,
+        Code.INPUT_NOT_MEDIA: Kind.INVALID,
+        Code.INPUT_NO_VIDEO: Kind.INVALID,
+        Code.INPUT_NO_AUDIO: Kind.INVALID,
+        Code.INPUT_TOO_LONG: Kind.INVALID,
+        Code.INVALID_CALLBACK_URL: Kind.INVALID,
+        Code.IDEMPOTENCY_CONFLICT: Kind.CONFLICT,
+        Code.RATE_LIMITED: Kind.TOO_MANY,
+        Code.TOO_MANY_JOBS: Kind.TOO_MANY,
+        Code.JOB_NOT_FOUND: Kind.NOT_FOUND,
+        Code.JOB_FINISHED: Kind.CONFLICT,
+        Code.VIDEO_FAILED: Kind.SOURCE,
+        Code.CANCELLED: Kind.CONFLICT,
         Code.SUBMIT_FAILED: Kind.UNAVAILABLE,
         Code.OVERLOADED: Kind.UNAVAILABLE,
         Code.UNAVAILABLE: Kind.UNAVAILABLE,
@@ -163,6 +196,9 @@ PUBLIC_MESSAGES: Mapping[Code, str] = MappingProxyType(
         Code.PROVIDER_RATE_LIMITED: "the audio provider is busy; try again later",
         Code.PROVIDER_QUOTA: "the audio provider's quota is used up",
         Code.PROVIDER_UNAVAILABLE: "the audio provider could not be reached",
+        # The merger's own messages name the input by position; these stand in for others.
+        Code.INPUT_MISSING: "an input is missing from storage",
+        Code.INPUT_NOT_MEDIA: "an input is not a readable media file",
         Code.SUBMIT_FAILED: "the request could not be queued; try again",
         Code.TRANSIENT_EXHAUSTED: "a temporary failure persisted; try again later",
         Code.INTERNAL_ERROR: "internal error",

@@ -12,8 +12,9 @@ from schemas.envelope import JobEvent, StrictModel
 from schemas.errors import ErrorInfo
 from schemas.ids import NonEmptyStr
 from schemas.merge import MergeFields
+from schemas.production import ProductionFields
 
-JobKind = Literal["audio", "clip", "merge"]
+JobKind = Literal["audio", "clip", "merge", "production"]
 
 # The discriminator is ``job_kind``, not ``kind``: the audio payload already
 # has a ``kind`` (music/sfx/voiceover) and must keep the same fields as
@@ -56,8 +57,13 @@ class MergeJobSpec(JobSpecBase, MergeFields):
     job_kind: Literal["merge"] = "merge"
 
 
+class ProductionJobSpec(JobSpecBase, ProductionFields):
+    job_kind: Literal["production"] = "production"
+
+
 JobSpec = Annotated[
-    AudioJobSpec | ClipJobSpec | MergeJobSpec, Field(discriminator=SPEC_DISCRIMINATOR)
+    AudioJobSpec | ClipJobSpec | MergeJobSpec | ProductionJobSpec,
+    Field(discriminator=SPEC_DISCRIMINATOR),
 ]
 
 
@@ -67,6 +73,10 @@ class JobRequested(JobEvent):
     event_type: Literal["job.requested"] = "job.requested"
     schema_version: Literal[1] = 1
     spec: JobSpec
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+        description="A retried submission with the same key (within 24 h) is the same job.",
+    )  # fmt: skip
 
 
 class JobCompleted(JobEvent):
@@ -76,6 +86,9 @@ class JobCompleted(JobEvent):
     schema_version: Literal[1] = 1
     job_kind: NonEmptyStr
     outputs: dict[str, str] = Field(description="Output name -> S3 key or URL.")
+    version: int = Field(default=1, ge=1, description="Result versions count up on retries.")
+    audio_status: Literal["COMPLETED", "FAILED", "NOT_REQUESTED"] | None = None
+    audio_error: str | None = Field(default=None, description="Why the audio failed.")
 
 
 class JobFailed(JobEvent):

@@ -12,7 +12,13 @@ import httpx
 from schemas import TOPICS
 from schemas.names import Stage
 from services.audio_agent.cache_store import MongoGenerationCache
-from services.audio_agent.handler import WORKDIR_PREFIX, AudioConfig, AudioHandler, audio_failed
+from services.audio_agent.handler import (
+    WORKDIR_PREFIX,
+    AudioConfig,
+    AudioHandler,
+    audio_failed,
+    audio_record,
+)
 from services.audio_agent.providers.local import LocalProvider
 from services.audio_agent.providers.registry import build_providers
 from services.audio_agent.settings import AudioAgentSettings
@@ -59,8 +65,9 @@ async def audio_runner(settings: AudioAgentSettings) -> AsyncIterator[StageRunne
             ),
         )
         yield kit.runner(
-            Stage.AUDIO, TOPICS.audio_jobs, handler, audio_failed, deadline_s=JOB_DEADLINE_S
-        )
+            Stage.AUDIO, TOPICS.audio_jobs, handler, audio_failed, deadline_s=JOB_DEADLINE_S,
+            record_as=audio_record,
+        )  # fmt: skip
 
 
 def build_app(settings: AudioAgentSettings) -> Any:

@@ -18,8 +18,7 @@ from typing import Any
 
 from schemas import ErrorInfo, Event
 from schemas.audio import AudioFailed, AudioJobSubmitted, AudioRendered, AudioSegment, Scene
-from schemas.codes import Code
-from schemas.names import Producer
+from schemas.names import Producer, Stage
 from services.audio_agent import render
 from services.audio_agent.cache import CacheEntry, GenerationCache, cache_key, cache_object_key
 from services.audio_agent.prompts import enhance
@@ -328,6 +327,12 @@ class AudioHandler:
         )
 
 
+def audio_record(event: Event) -> str:
+    """Each regeneration keeps its own stage record: ``audio``, then ``audio.a2``..."""
+    attempt = getattr(event, "attempt", 1)
+    return Stage.AUDIO if attempt == 1 else f"{Stage.AUDIO}.a{attempt}"
+
+
 def audio_failed(event: Event, error: ErrorInfo) -> Event:
     """The failure answer for an audio job the stage gave up on."""
     assert isinstance(event, AudioJobSubmitted)
@@ -337,4 +342,5 @@ def audio_failed(event: Event, error: ErrorInfo) -> Event:
         correlation_id=event.correlation_id,
         producer=Producer.AUDIO_AGENT,
         error=error,
+        attempt=event.attempt,
     )

@@ -42,6 +42,9 @@ class StageContext:
     checkpoints: Checkpoints
     status: StatusRecorder | None = None
     clock: Clock = time.monotonic
+    # The stage record this event's status goes to (the stage's name unless the stage keeps
+    # one record per step or attempt, e.g. ``merge.mux``).
+    record_key: str = ""
     _saved: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -79,7 +82,7 @@ class StageContext:
             }
         }
         try:
-            await self.status.progress(self.stage, self.event, fields)
+            await self.status.progress(self.record_key or self.stage, self.event, fields)
         except Exception:
             log.warning("%s: could not record progress of %s", self.stage, self.job_id)
 
@@ -89,7 +92,7 @@ class StageContext:
         if self.status is None:
             return
         try:
-            await self.status.progress(self.stage, self.event, fields)
+            await self.status.progress(self.record_key or self.stage, self.event, fields)
         except Exception:
             log.warning("%s: could not record %s on %s", self.stage, sorted(fields), self.job_id)
 

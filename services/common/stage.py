@@ -68,6 +68,9 @@ class StageRunner:
     # How long one event may take, all attempts included; handlers read it from the context.
     deadline_s: float = 900.0
     clock: Clock = time.monotonic
+    # Names the stage record an event's status goes to, for stages that keep one record per
+    # step or attempt of a job (the merger's ``merge.mux``, a regenerated ``audio.a2``).
+    record_as: Callable[[Event], str] | None = None
     # Operator detail of a failure, from _fail to the status record of the same event.
     _details: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -98,18 +101,21 @@ class StageRunner:
             return Outcome.DUPLICATE
 
         if self.status is not None:
-            await self.status.started(self.stage, event)
+            await self.status.started(self._record_key(event), event)
         outputs, outcome = await self._run(event)
         await self.emitter.emit(outputs)
         if self.status is not None:
             detail = self._details.pop(event_id, None)
             await self.status.finished(
-                self.stage, event, outputs, outcome is Outcome.FAILED, detail
+                self._record_key(event), event, outputs, outcome is Outcome.FAILED, detail
             )
         # Recorded only after the outputs are on the broker: a crash in between means the
         # event is handled again, which deterministic output keys make harmless.
         await self.ledger.record(self.stage, event_id, [str(e.event_id) for e in outputs])
         return outcome
+
+    def _record_key(self, event: Event) -> str:
+        return self.record_as(event) if self.record_as is not None else self.stage
 
     async def _dead_letter(self, msg: RawMessage, headers: list[tuple[str, bytes]]) -> None:
         """Until the DLQ has the message, the agent does not move past it: returning
@@ -145,6 +151,7 @@ class StageRunner:
                 checkpoints=self.checkpoints,
                 status=self.status,
                 clock=self.clock,
+                record_key=self._record_key(event),
             )
             try:
                 return await self.handler(event, ctx), Outcome.DONE

@@ -4,12 +4,13 @@ own adapters and handler, and asks for its runner."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas import Topic
+from schemas import Event, Topic
 from services.common.checkpoints import MongoCheckpoints
 from services.common.codec import Codec
 from services.common.job_store import JobStatusRecorder, JobStore
@@ -41,6 +42,7 @@ class StageAdapters:
         *,
         on_invalid: InvalidAnswer | None = None,
         deadline_s: float = 900.0,
+        record_as: Callable[[Event], str] | None = None,
     ) -> StageRunner:
         return StageRunner(
             stage=stage,
@@ -55,6 +57,7 @@ class StageAdapters:
             status=JobStatusRecorder(self.jobs),
             on_invalid=on_invalid,
             deadline_s=deadline_s,
+            record_as=record_as,
         )
 
 

@@ -36,16 +36,16 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from schemas.codes import Code
-from services.common.errors import PermanentError
-from services.common.ffmpeg import FFmpeg, FFmpegError, FFmpegTimeout, media_path, runner
 from services.audio_agent.providers.base import (
-    GenerationRequest,
     Generated,
+    GenerationRequest,
     InvalidGeneration,
     OnStatus,
     ProviderRejected,
     Ticket,
 )
+from services.common.errors import PermanentError
+from services.common.ffmpeg import FFmpeg, FFmpegError, FFmpegTimeout, media_path, runner
 
 __all__ = [
     "MAX_DURATION_S",
@@ -55,10 +55,13 @@ __all__ = [
     "SfxPlan",
     "VoicePlan",
     "atempo_chain",
+    "midi_hz",
     "music_expression",
     "plan_music",
     "plan_sfx",
     "plan_voice",
+    "request_from_data",
+    "sfx_envelope",
     "words_of",
 ]
 
@@ -93,6 +96,10 @@ def _unit(label: str, words: Sequence[str], seed: int | None) -> float:
     return _choose(label, words, seed, 1 << 30) / (1 << 30)
 
 
+def _vocab(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
 def _hits(words: Sequence[str], vocabulary: frozenset[str]) -> int:
     return sum(1 for w in words if w in vocabulary)
 
@@ -107,30 +114,30 @@ def _num(x: float) -> str:
 
 Mode = Literal["major", "minor"]
 
-MINOR_WORDS: Final = frozenset(
+MINOR_WORDS: Final = _vocab(
     "dark sad melancholy melancholic somber sombre gloomy tense tension suspense suspenseful "
     "mysterious mystery ominous eerie scary horror creepy haunting haunted tragic tragedy "
-    "lonely grief sorrow epic dramatic sinister noir menacing cold moody brooding".split()
+    "lonely grief sorrow epic dramatic sinister noir menacing cold moody brooding"
 )
-MAJOR_WORDS: Final = frozenset(
+MAJOR_WORDS: Final = _vocab(
     "happy bright cheerful joyful joy uplifting hopeful sunny playful fun warm triumphant "
-    "calm peaceful love romantic upbeat positive summer festive heroic sweet gentle "
-    "inspiring inspirational celebration victory".split()
+    "calm peaceful love romantic upbeat positive summer festive heroic sweet gentle inspiring "
+    "inspirational celebration victory"
 )
-SLOW_WORDS: Final = frozenset(
+SLOW_WORDS: Final = _vocab(
     "slow ambient calm peaceful relaxing relaxed gentle soft meditative meditation dreamy "
     "lullaby sleepy sleep chill lofi serene tranquil ballad sad melancholy somber sombre "
-    "drone pad atmospheric quiet".split()
+    "drone pad atmospheric quiet"
 )
-FAST_WORDS: Final = frozenset(
+FAST_WORDS: Final = _vocab(
     "fast upbeat energetic energy action chase dance driving intense rock running racing "
-    "frantic quick party exciting excited battle fight urgent hurry techno edm".split()
+    "frantic quick party exciting excited battle fight urgent hurry techno edm"
 )
-BRIGHT_WORDS: Final = frozenset("bright piano bells sparkly sparkling shiny glass crisp".split())
-MELLOW_WORDS: Final = frozenset("dark warm soft mellow muffled deep low gentle".split())
-PLUCK_WORDS: Final = frozenset("piano pluck plucked guitar staccato harp marimba".split())
-SUSTAIN_WORDS: Final = frozenset("pad ambient strings drone organ choir atmospheric".split())
-NO_ARP_WORDS: Final = frozenset("ambient drone pad minimal sparse".split())
+BRIGHT_WORDS: Final = _vocab("bright piano bells sparkly sparkling shiny glass crisp")
+MELLOW_WORDS: Final = _vocab("dark warm soft mellow muffled deep low gentle")
+PLUCK_WORDS: Final = _vocab("piano pluck plucked guitar staccato harp marimba")
+SUSTAIN_WORDS: Final = _vocab("pad ambient strings drone organ choir atmospheric")
+NO_ARP_WORDS: Final = _vocab("ambient drone pad minimal sparse")
 
 SCALES: Final[dict[str, tuple[int, ...]]] = {
     "major": (0, 2, 4, 5, 7, 9, 11),
@@ -346,14 +353,14 @@ def music_expression(plan: MusicPlan) -> str:
         f"st(0,mod(t,{c}));st(1,mod(t,{bt}));st(2,floor(t/{c}));"
         f"st(3,mod(t,{s}));st(4,mod(floor(t/{s}),4));"
     )
-    chord_env = f"min(1,ld(0)/0.08)*min(1,({c}-ld(0))/0.15)*(0.6+0.4*exp(-{_num(plan.decay)}*ld(0)))"
+    chord_env = (
+        f"min(1,ld(0)/0.08)*min(1,({c}-ld(0))/0.15)*(0.6+0.4*exp(-{_num(plan.decay)}*ld(0)))"
+    )
     pulse = "(0.8+0.2*min(1,ld(1)/0.02)*exp(-6*ld(1)))"
     bass_env = f"min(1,ld(1)/0.006)*exp(-3*ld(1))*min(1,({bt}-ld(1))/0.03)"
     arp_env = f"min(1,ld(3)/0.004)*exp(-7*ld(3))*min(1,({s}-ld(3))/0.01)"
-    body = (
-        f"0.09*{chord_env}*{pulse}*{_if_chain(2, pads)}"
-        f"+0.22*{bass_env}*{_if_chain(2, basses)}"
-    )
+    body = f"0.08*{chord_env}*{pulse}*{_if_chain(2, pads)}"
+    body += f"+0.22*{bass_env}*{_if_chain(2, basses)}"
     if plan.arpeggio:
         body += f"+0.1*{arp_env}*{_if_chain(2, arps)}"
     return head + body
@@ -363,21 +370,19 @@ def music_expression(plan: MusicPlan) -> str:
 
 SfxStyle = Literal["rain", "wind", "boom", "hit", "texture"]
 
-RAIN_WORDS: Final = frozenset(
+RAIN_WORDS: Final = _vocab(
     "rain raining rainy drizzle shower downpour water stream river waterfall sea ocean waves "
-    "surf splash fountain sizzle static hiss".split()
+    "surf splash fountain sizzle static hiss"
 )
-WIND_WORDS: Final = frozenset(
-    "wind windy breeze gust gusts storm blizzard air howling hurricane draft rumble "
-    "engine traffic".split()
+WIND_WORDS: Final = _vocab(
+    "wind windy breeze gust gusts storm blizzard air howling hurricane draft rumble engine traffic"
 )
-BOOM_WORDS: Final = frozenset(
-    "explosion explosions explode exploding blast boom thunder bomb crash collapse "
-    "earthquake".split()
+BOOM_WORDS: Final = _vocab(
+    "explosion explosions explode exploding blast boom thunder bomb crash collapse earthquake"
 )
-HIT_WORDS: Final = frozenset(
+HIT_WORDS: Final = _vocab(
     "impact hit hits thud punch slam knock knocking gunshot gunshots shot shots smash "
-    "collision bang footsteps footstep clap".split()
+    "collision bang footsteps footstep clap"
 )
 
 
@@ -400,21 +405,36 @@ def plan_sfx(request: GenerationRequest) -> SfxPlan:
     noise_seed = _choose("noise", words, seed, 2**32 - 1)
     # Ordered by specificity: "thunder storm" is a boom, "rain storm" is rain.
     if _hits(words, BOOM_WORDS):
-        return SfxPlan("boom", "brown", noise_seed, 30, round(900 + 1200 * u[0]), 1.0,
-                       0.0, round(1.0 + 1.2 * u[1], 3))  # fmt: skip
+        return SfxPlan(
+            "boom", "brown", noise_seed, highpass_hz=30, lowpass_hz=round(900 + 1200 * u[0]),
+            amplitude=1.0, rate_hz=0.0, decay=round(1.0 + 1.2 * u[1], 3),
+        )  # fmt: skip
     if _hits(words, HIT_WORDS):
-        return SfxPlan("hit", "pink", noise_seed, round(80 + 120 * u[0]),
-                       round(2500 + 3000 * u[1]), 0.9, round(0.5 + 0.5 * u[2], 3),
-                       round(9 + 6 * u[3], 3))  # fmt: skip
+        return SfxPlan(
+            "hit", "pink", noise_seed, highpass_hz=round(80 + 120 * u[0]),
+            lowpass_hz=round(2500 + 3000 * u[1]), amplitude=0.9,
+            rate_hz=round(0.5 + 0.5 * u[2], 3), decay=round(9 + 6 * u[3], 3),
+        )  # fmt: skip
     if _hits(words, RAIN_WORDS):
-        return SfxPlan("rain", "pink", noise_seed, round(300 + 300 * u[0]),
-                       round(6000 + 4000 * u[1]), 0.6, 0.0, 0.0)  # fmt: skip
+        return SfxPlan(
+            "rain", "pink", noise_seed, highpass_hz=round(300 + 300 * u[0]),
+            lowpass_hz=round(6000 + 4000 * u[1]), amplitude=0.6, rate_hz=0.0, decay=0.0,
+        )  # fmt: skip
     if _hits(words, WIND_WORDS):
-        return SfxPlan("wind", "brown", noise_seed, round(60 + 60 * u[0]),
-                       round(700 + 900 * u[1]), 1.0, round(0.08 + 0.2 * u[2], 3), 0.0)  # fmt: skip
+        return SfxPlan(
+            "wind", "brown", noise_seed, highpass_hz=round(60 + 60 * u[0]),
+            lowpass_hz=round(700 + 900 * u[1]), amplitude=1.0,
+            rate_hz=round(0.08 + 0.2 * u[2], 3), decay=0.0,
+        )  # fmt: skip
     center = 500 + 2500 * u[0]
-    return SfxPlan("texture", "white", noise_seed, round(center * 0.5), round(center * 2.0),
-                   0.5, round(0.1 + 0.3 * u[1], 3), 0.0)  # fmt: skip
+    return SfxPlan(
+        "texture", "white", noise_seed, highpass_hz=round(center * 0.5),
+        lowpass_hz=round(center * 2.0), amplitude=0.5, rate_hz=round(0.1 + 0.3 * u[1], 3),
+        decay=0.0,
+    )  # fmt: skip
+
+
+ENVELOPE_RATE: Final = 2000  # Hz: enough for a 2 ms attack
 
 
 def sfx_envelope(plan: SfxPlan, duration_s: float) -> str:
@@ -464,7 +484,12 @@ def _int_option(options: dict[str, Any], name: str, default: int, limits: tuple[
     value = options.get(name)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
         raise InvalidGeneration(f"option {name} must be a whole number", provider=NAME)
     if not limits[0] <= value <= limits[1]:
         raise InvalidGeneration(
@@ -679,8 +704,10 @@ class LocalProvider:
             f"anoisesrc=c={plan.color}:seed={plan.noise_seed}:a={_num(plan.amplitude)}"
             f":r={rate}:d={length},"
             f"highpass=f={plan.highpass_hz},lowpass=f={lowpass},lowpass=f={lowpass}[noise];"
-            f"aevalsrc=exprs='{sfx_envelope(plan, request.duration_s)}':s={rate}:c=mono"
-            f":d={length}[env];"
+            # The gain curve is computed at a low rate and interpolated: evaluating the
+            # expression per output sample would take longer than the rest of the render.
+            f"aevalsrc=exprs='{sfx_envelope(plan, request.duration_s)}':s={ENVELOPE_RATE}"
+            f":c=mono:d={length},aresample={rate}[env];"
             f"[noise][env]amultiply,apad=whole_len={total},atrim=end_sample={total}[out]"
         )
         return self._graph_argv(graph, request, dest)

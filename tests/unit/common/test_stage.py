@@ -483,3 +483,17 @@ async def test_dead_letter_retries_back_off_up_to_a_ceiling() -> None:
     # retried for as long as it takes, at a bounded interval.
     assert rng.caps == [2.0**n for n in range(20)] + [2.0**19] * 3
     assert len(world.emitter.dead) == 1
+
+
+async def test_a_stage_may_keep_one_record_per_step() -> None:
+    async def work(event: Event, ctx: StageContext) -> Sequence[Event]:
+        await ctx.progress(1, 2)
+        return await echo(event)
+
+    world = World(work)
+    world.runner.record_as = lambda e: f"clip.from-{getattr(e, 'start_ms', 0)}"
+    await world.runner.process(raw(request().model_dump_json().encode()))
+    assert await world.jobs.stage("r1", Stage.CLIP) is None
+    doc = await world.jobs.stage("r1", "clip.from-0")
+    assert doc is not None and doc["status"] == StageStatus.COMPLETED
+    assert doc["progress"]["done"] == 1 and len(doc["outputs"]) == 1

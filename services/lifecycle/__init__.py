@@ -1,0 +1,1 @@
+"""The job lifecycle: drives production jobs from their outcomes to their end."""

@@ -1,0 +1,142 @@
+"""The lifecycle stage: job requests and every stage's outcomes in; the events each job
+needs next out. Pure logic over the job store and the emitter.
+
+The handler emits its own events (rather than returning them to the stage runner) so
+it can confirm each one in the job's outbox once the broker has it; a worker that dies
+between claiming an action and emitting it leaves it in the outbox, and the relay
+(:meth:`LifecycleHandler.relay`) sends it again with the same event id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Protocol
+
+from schemas import ErrorInfo, Event, decode_event
+from schemas.audio import AudioFailed, AudioRendered
+from schemas.job import JobFailed, JobRequested, ProductionJobSpec
+from schemas.merge import MergeCompleted, MergeFailed
+from schemas.names import Producer
+from schemas.video import VideoRendered
+from services.common.context import StageContext
+from services.common.ports import Emitter
+from services.lifecycle.plan import (
+    Action,
+    Doc,
+    Update,
+    apply,
+    new_job_fields,
+    next_actions,
+    parent_of,
+)
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = (VideoRendered, AudioRendered, AudioFailed, MergeCompleted, MergeFailed)
+
+
+class JobBook(Protocol):
+    async def create(self, job_id: str, tenant_id: str, fields: dict[str, object]) -> bool: ...
+
+    async def get(self, job_id: str) -> Doc | None: ...
+
+    async def apply(self, job_id: str, update: Update) -> bool: ...
+
+    async def claim(self, job_id: str, action: Action) -> bool: ...
+
+    async def sent(self, job_id: str, name: str) -> None: ...
+
+    async def stale_outbox(
+        self, older_than: timedelta, limit: int = 100
+    ) -> list[tuple[str, str, Doc]]: ...
+
+    async def overdue_videos(self, older_than: timedelta, limit: int = 100) -> list[str]: ...
+
+
+class LifecycleHandler:
+    def __init__(self, *, jobs: JobBook, emitter: Emitter, video_timeout_s: float) -> None:
+        self._jobs = jobs
+        self._emitter = emitter
+        self._video_timeout = timedelta(seconds=video_timeout_s)
+
+    async def __call__(self, event: Event, ctx: StageContext) -> Sequence[Event]:
+        if isinstance(event, JobRequested):
+            return await self._requested(event)
+        if isinstance(event, OUTCOMES):
+            job_id = parent_of(event.job_id)
+            job = await self._jobs.get(job_id)
+            if job is None or job.get("kind") != "production":
+                return []  # a stage's own job, not one this lifecycle drives
+            update = apply(job, event)
+            if update is not None and await self._jobs.apply(job_id, update):
+                log.info("job %s: %s", job_id, update.note)
+            await self.advance(job_id)
+        return []
+
+    async def _requested(self, event: JobRequested) -> Sequence[Event]:
+        spec = event.spec
+        if not isinstance(spec, ProductionJobSpec):
+            return []  # the other kinds go to their stage directly
+        # The HTTP intake stores the job before producing this; a producer writing
+        # job.requested straight onto the topic gets it stored here.
+        fields = new_job_fields(spec, event.correlation_id)
+        if event.idempotency_key is not None:
+            fields["idempotency_key"] = event.idempotency_key
+        await self._jobs.create(event.job_id, event.tenant_id, fields)
+        await self.advance(event.job_id)
+        return []
+
+    async def advance(self, job_id: str) -> None:
+        """Claim and send whatever the job needs now. Safe to call any number of times,
+        from any number of workers: each action is claimed once."""
+        for _ in range(8):  # a status-only action (start, audio ready) can unlock the next
+            job = await self._jobs.get(job_id)
+            if job is None:
+                return
+            progressed = False
+            for action in next_actions(job):
+                if not await self._jobs.claim(job_id, action):
+                    continue
+                progressed = True
+                if action.event is not None:
+                    await self._emitter.emit([action.event])
+                    await self._jobs.sent(job_id, action.name)
+            if not progressed:
+                return
+
+    async def relay(self, older_than_s: float = 30.0) -> int:
+        """Send again what a dead worker claimed but never confirmed; returns how many."""
+        stale = await self._jobs.stale_outbox(timedelta(seconds=older_than_s))
+        for job_id, name, doc in stale:
+            event = decode_event(json.dumps(doc).encode())
+            log.warning("job %s: re-sending %s (%s) from the outbox", job_id, name, event.event_id)
+            await self._emitter.emit([event])
+            await self._jobs.sent(job_id, name)
+        return len(stale)
+
+    async def expire_videos(self) -> int:
+        """Jobs whose upstream video never arrived within the configured time fail."""
+        overdue = await self._jobs.overdue_videos(self._video_timeout)
+        for job_id in overdue:
+            seconds = int(self._video_timeout.total_seconds())
+            why = f"the video did not arrive within {seconds} s"
+            update = Update({"video.status": "WAITING"},
+                            {"video.status": "FAILED", "video.error": why}, why)  # fmt: skip
+            if await self._jobs.apply(job_id, update):
+                await self.advance(job_id)
+        return len(overdue)
+
+
+def job_failed(event: Event, error: ErrorInfo) -> Event:
+    """The lifecycle's own failure answer: driving the job hit a bug or a lasting outage."""
+    return JobFailed(
+        job_id=parent_of(str(getattr(event, "job_id", "unknown"))),
+        tenant_id=event.tenant_id,
+        correlation_id=event.correlation_id,
+        producer=Producer.LIFECYCLE,
+        job_kind="production",
+        error=error,
+    )
