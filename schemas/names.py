@@ -26,6 +26,15 @@ class Producer(enum.StrEnum):
     CLI = "cli"
 
 
+# A production job's voiceover runs as an audio job of its own, ``<job_id>.vo``.
+VOICEOVER_SUFFIX = ".vo"
+
+
+def parent_job_id(job_id: str) -> str:
+    """The job a stage's job belongs to (itself, or the production job of a voiceover)."""
+    return job_id.removesuffix(VOICEOVER_SUFFIX)
+
+
 # Requests from these producers are not demand: counting the cache warmer's requests
 # would make the ranges it warms look ever more popular.
 UNCOUNTED_PRODUCERS = frozenset({Producer.CLI})

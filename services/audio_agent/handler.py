@@ -246,6 +246,7 @@ class AudioHandler:
                 return hit
         ticket_doc = await ctx.checkpoint(f"scene-{index}-request")
         if ticket_doc is None:
+            await ctx.check_cancelled()  # the paid step: not for a cancelled job
             ticket = await plan.provider.submit(request)
             # Saved before waiting: a crash from here on resumes this request, unpaid twice.
             await ctx.save(f"scene-{index}-request", ticket.to_json())

@@ -46,6 +46,8 @@ async def clip_runner(settings: ClipperSettings) -> AsyncIterator[StageRunner]:
             handler,
             clip_failed,
             on_invalid=answer_invalid_clip_request,
+            # A clip answers in well under a second: no job to cancel, no read to pay for.
+            cancellable=False,
         )
 
 

@@ -18,14 +18,23 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from schemas import Event
+from schemas.codes import Code
+from services.common.errors import PermanentError
 from services.common.ports import Checkpoints, Clock, StatusRecorder
 
 log = logging.getLogger(__name__)
+
+CancelCheck = Callable[[Event], Awaitable[bool]]
+
+
+class JobCancelled(PermanentError):
+    public = True
+    code = Code.CANCELLED
 
 
 def subject_id(event: Event) -> str:
@@ -45,6 +54,8 @@ class StageContext:
     # The stage record this event's status goes to (the stage's name unless the stage keeps
     # one record per step or attempt, e.g. ``merge.mux``).
     record_key: str = ""
+    # Whether the event's job was cancelled (None: this stage's jobs cannot be).
+    cancelled: CancelCheck | None = None
     _saved: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -95,6 +106,11 @@ class StageContext:
             await self.status.progress(self.record_key or self.stage, self.event, fields)
         except Exception:
             log.warning("%s: could not record %s on %s", self.stage, sorted(fields), self.job_id)
+
+    async def check_cancelled(self) -> None:
+        """Raise ``JobCancelled`` if the job was cancelled: call before expensive work."""
+        if self.cancelled is not None and await self.cancelled(self.event):
+            raise JobCancelled(f"job {self.job_id} was cancelled")
 
     async def checkpoint(self, name: str) -> Any | None:
         """The saved result of step ``name`` for this event, or None if not saved yet."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from schemas import ErrorInfo, Event
 from services.common.codec import Codec, DecodeError, RawMessage, dead_letter_headers
-from services.common.context import StageContext
+from services.common.context import CancelCheck, StageContext
 from services.common.errors import (
     PermanentError,
     TransientError,
@@ -71,6 +71,9 @@ class StageRunner:
     # Names the stage record an event's status goes to, for stages that keep one record per
     # step or attempt of a job (the merger's ``merge.mux``, a regenerated ``audio.a2``).
     record_as: Callable[[Event], str] | None = None
+    # Whether an event's job was cancelled: checked before the handler runs, and by the
+    # handler before each expensive step (``ctx.check_cancelled()``).
+    cancelled: CancelCheck | None = None
     # Operator detail of a failure, from _fail to the status record of the same event.
     _details: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -152,8 +155,10 @@ class StageRunner:
                 status=self.status,
                 clock=self.clock,
                 record_key=self._record_key(event),
+                cancelled=self.cancelled,
             )
             try:
+                await ctx.check_cancelled()
                 return await self.handler(event, ctx), Outcome.DONE
             except TransientError as exc:
                 if attempt >= self.retry.max_attempts:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import Event, Topic
+from schemas.names import parent_job_id
 from services.common.checkpoints import MongoCheckpoints
 from services.common.codec import Codec
-from services.common.job_store import JobStatusRecorder, JobStore
+from services.common.context import subject_id
+from services.common.job_store import JOBS, JobStatusRecorder, JobStore
 from services.common.kafka import KafkaEmitter
 from services.common.ledger import MongoLedger
 from services.common.media_store import MediaStore
@@ -43,6 +45,7 @@ class StageAdapters:
         on_invalid: InvalidAnswer | None = None,
         deadline_s: float = 900.0,
         record_as: Callable[[Event], str] | None = None,
+        cancellable: bool = True,
     ) -> StageRunner:
         return StageRunner(
             stage=stage,
@@ -58,7 +61,14 @@ class StageAdapters:
             on_invalid=on_invalid,
             deadline_s=deadline_s,
             record_as=record_as,
+            cancelled=self.cancelled if cancellable else None,
         )
+
+    async def cancelled(self, event: Event) -> bool:
+        """Whether the job ``event`` belongs to was cancelled (one indexed read)."""
+        job_id = parent_job_id(subject_id(event))
+        doc = await self.db[JOBS].find_one({"_id": job_id}, {"status": 1})
+        return doc is not None and doc.get("status") == "CANCELLED"
 
 
 async def open_stage_adapters(

@@ -19,7 +19,7 @@ from schemas import ErrorInfo, Event, decode_event
 from schemas.audio import AudioFailed, AudioRendered
 from schemas.job import JobFailed, JobRequested, ProductionJobSpec
 from schemas.merge import MergeCompleted, MergeFailed
-from schemas.names import Producer
+from schemas.names import Producer, parent_job_id
 from schemas.video import VideoRendered
 from services.common.context import StageContext
 from services.common.ports import Emitter
@@ -30,7 +30,6 @@ from services.lifecycle.plan import (
     apply,
     new_job_fields,
     next_actions,
-    parent_of,
 )
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class LifecycleHandler:
         if isinstance(event, JobRequested):
             return await self._requested(event)
         if isinstance(event, OUTCOMES):
-            job_id = parent_of(event.job_id)
+            job_id = parent_job_id(event.job_id)
             job = await self._jobs.get(job_id)
             if job is None or job.get("kind") != "production":
                 return []  # a stage's own job, not one this lifecycle drives
@@ -133,7 +132,7 @@ class LifecycleHandler:
 def job_failed(event: Event, error: ErrorInfo) -> Event:
     """The lifecycle's own failure answer: driving the job hit a bug or a lasting outage."""
     return JobFailed(
-        job_id=parent_of(str(getattr(event, "job_id", "unknown"))),
+        job_id=parent_job_id(str(getattr(event, "job_id", "unknown"))),
         tenant_id=event.tenant_id,
         correlation_id=event.correlation_id,
         producer=Producer.LIFECYCLE,

@@ -29,12 +29,11 @@ from schemas.audio import AudioFailed, AudioJobSubmitted, AudioParams, AudioRend
 from schemas.errors import ErrorInfo
 from schemas.job import JobCompleted, JobFailed, ProductionJobSpec
 from schemas.merge import Loudness, MergeCompleted, MergeFailed, MergeParams, MergeRequested
-from schemas.names import Producer
+from schemas.names import VOICEOVER_SUFFIX, Producer
 from schemas.production import ProductionFields, UpstreamVideo
 from schemas.video import VideoJobSubmitted, VideoRendered
 
 Doc = dict[str, Any]
-VOICE_SUFFIX = ".vo"
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 AudioStatus = Literal["COMPLETED", "FAILED", "NOT_REQUESTED"]
 
@@ -83,11 +82,6 @@ def new_job_fields(spec: ProductionFields, correlation_id: str) -> Doc:
     }
 
 
-def parent_of(job_id: str) -> str:
-    """The production job an audio job belongs to (the voiceover runs as ``<job>.vo``)."""
-    return job_id.removesuffix(VOICE_SUFFIX)
-
-
 # -- outcomes -------------------------------------------------------------------------------
 
 
@@ -102,7 +96,7 @@ def apply(job: Doc, event: Event) -> Update | None:
     if isinstance(event, AudioRendered | AudioFailed):
         if f"a{event.attempt}" != attempt or audio.get("status") != "PENDING":
             return None  # an older attempt's outcome, or audio already settled
-        part = "voice" if event.job_id.endswith(VOICE_SUFFIX) else "music"
+        part = "voice" if event.job_id.endswith(VOICEOVER_SUFFIX) else "music"
         if isinstance(event, AudioFailed):
             return Update({"audio.status": "PENDING", "audio.attempt": event.attempt},
                           {"audio.status": "FAILED", "audio.error": event.error.message},
@@ -261,7 +255,7 @@ class _Ctx:
             lines = [Scene(index=i, prompt="narration", duration_s=s.duration_s, text=s.text)
                      for i, s in enumerate(spec.scenes)]  # fmt: skip
             actions.append(Action(f"voiceover-{tag}", AudioJobSubmitted(
-                job_id=self.job_id + VOICE_SUFFIX, tier=spec.feature.audio_tier,
+                job_id=self.job_id + VOICEOVER_SUFFIX, tier=spec.feature.audio_tier,
                 kind="voiceover", scenes=lines, params=params, attempt=attempt,
                 **self._envelope())))  # fmt: skip
         return actions

@@ -497,3 +497,20 @@ async def test_a_stage_may_keep_one_record_per_step() -> None:
     doc = await world.jobs.stage("r1", "clip.from-0")
     assert doc is not None and doc["status"] == StageStatus.COMPLETED
     assert doc["progress"]["done"] == 1 and len(doc["outputs"]) == 1
+
+
+async def test_a_cancelled_jobs_event_fails_with_cancelled_and_runs_nothing() -> None:
+    calls: list[str] = []
+
+    async def work(event: Event, ctx: StageContext) -> Sequence[Event]:
+        calls.append("ran")
+        return await echo(event)
+
+    async def cancelled(event: Event) -> bool:
+        return True
+
+    world = World(work)
+    world.runner.cancelled = cancelled
+    assert await world.runner.process(raw(request().model_dump_json().encode())) is Outcome.FAILED
+    (ev,) = world.emitter.events
+    assert isinstance(ev, ClipFailed) and ev.error.code == "cancelled" and calls == []

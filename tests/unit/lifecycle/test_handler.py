@@ -18,7 +18,7 @@ from services.lifecycle.handler import LifecycleHandler
 from tests.support.fakes import MemoryEmitter, context_for
 from tests.support.lifecycle import MemoryJobBook
 
-ENV = {"tenant_id": "acme", "producer": "tests"}
+ENV: dict[str, Any] = {"tenant_id": "acme", "producer": "tests"}
 SCENES = [{"prompt": f"scene {i}", "duration_s": 2.0, "video": f"ingest/acme/s{i}.mp4"}
           for i in range(3)]  # fmt: skip
 
