@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from schemas.envelope import JobEvent, StrictModel
 from schemas.errors import ErrorInfo
@@ -21,6 +21,12 @@ MAX_SCENE_SECONDS = 600.0
 
 
 class Scene(StrictModel):
+    # The one rule below that a JSON Schema can state too: a duration, one way or another.
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["duration_s"]},
+                                     {"required": ["video_duration_s"]}]}
+    )  # fmt: skip
+
     index: int = Field(ge=0)
     prompt: NonEmptyStr
     duration_s: float | None = Field(

@@ -29,6 +29,7 @@ class Kind(enum.StrEnum):
 class Code(enum.StrEnum):
     # Requests
     INVALID_REQUEST = "invalid_request"
+    INVALID_SPEC = "invalid_spec"  # a rule between fields the schema cannot state
     INVALID_JSON = "invalid_json"
     INVALID_FORM = "invalid_form"
     INVALID_EPISODE_ID = "invalid_episode_id"
@@ -96,6 +97,7 @@ class Code(enum.StrEnum):
 KIND: Mapping[Code, Kind] = MappingProxyType(
     {
         Code.INVALID_REQUEST: Kind.INVALID,
+        Code.INVALID_SPEC: Kind.INVALID,
         Code.INVALID_JSON: Kind.INVALID,
         Code.INVALID_FORM: Kind.INVALID,
         Code.INVALID_EPISODE_ID: Kind.INVALID,

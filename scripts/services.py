@@ -47,8 +47,10 @@ def _alive(svc: stack.Service) -> None:
 
 CLIPPER = _service("clipper", "services.clipper")
 AUDIO_AGENT = _service("audio-agent", "services.audio_agent")
+MERGER = _service("merger", "services.merger")
 SUBMITTER = _service("submitter", "services.submitter", _healthz)
-SERVICES = [CLIPPER, AUDIO_AGENT, SUBMITTER]
+WEBHOOKS = _service("webhooks", "services.webhooks")
+SERVICES = [CLIPPER, AUDIO_AGENT, MERGER, SUBMITTER, WEBHOOKS]
 
 
 def start() -> None:

@@ -77,7 +77,7 @@ async def check_callback_url(
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except OSError:
+        except (OSError, UnicodeError):
             raise CallbackRefused(f"callback_url host {host[:64]!r} does not resolve") from None
         addresses = sorted({str(info[4][0]) for info in infos})
     if not allow_private:

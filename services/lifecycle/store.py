@@ -41,6 +41,14 @@ class ProductionJobs:
             return False
         return True
 
+    async def fail_submission(self, job_id: str, why: str) -> None:
+        """A job stored but never handed on: failed, so it is not left waiting forever."""
+        await self._jobs.update_one(
+            {"_id": job_id, "status": "PENDING"},
+            {"$set": {"status": "FAILED", "error": {"code": "submit_failed", "message": why},
+                      "updated_at": _now()}},
+        )  # fmt: skip
+
     async def get(self, job_id: str) -> Doc | None:
         return await self._jobs.find_one({"_id": job_id})
 

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -99,6 +99,27 @@ async def create_key(repo: KeyRepo, tenant_id: str) -> tuple[KeyRecord, str]:
     record = KeyRecord(new.key_id, tenant_id, new.key_hash, datetime.now(UTC))
     await repo.add(record)
     return record, new.key
+
+
+class WebhookSecretIssuer(Protocol):
+    async def create_if_missing(self, tenant_id: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    record: KeyRecord
+    key: str = field(repr=False)
+    webhook_secret: str | None = field(repr=False)  # with the tenant's first key only
+
+
+async def issue_key(
+    repo: KeyRepo, webhook_secrets: WebhookSecretIssuer, tenant_id: str
+) -> IssuedKey:
+    """:func:`create_key`, and the tenant's webhook signing secret along with its first
+    key (services/webhooks/secrets.py). Both are returned once and never again."""
+    record, key = await create_key(repo, tenant_id)
+    # Made after the key: a secret made for a key that then failed would never be shown.
+    return IssuedKey(record, key, await webhook_secrets.create_if_missing(tenant_id))
 
 
 async def authenticate(repo: KeyRepo, key: str | None) -> str | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
 
+from schemas.job import ProductionJobSpec
 from services.common.clips import ClipStore
 from services.common.episodes import EpisodeStore
 from services.common.ffmpeg import FFmpeg
@@ -20,8 +21,13 @@ from services.common.kafka import KafkaEmitter
 from services.common.media_store import MediaStore
 from services.common.mongo import Doc, connect, database
 from services.common.settings import Settings
+from services.lifecycle.store import ProductionJobs
 from services.submitter.clips.on_demand import ClipLimits, ClipPorts
 from services.submitter.episodes import EpisodePorts
+from services.submitter.jobs.control import JobControl
+from services.submitter.jobs.guard import JobGuard, Limits
+from services.submitter.jobs.intake import IntakePorts, Submitted, submit_production
+from services.submitter.jobs.stage_jobs import StageJobPorts
 from services.submitter.keys import KeyStore
 from services.submitter.listener import ResultsListener
 from services.submitter.requests import RequestPorts
@@ -45,6 +51,9 @@ class Runtime:
     waiter: ResultWaiter
     listener: ResultsListener
     background: Background
+    production: ProductionJobs
+    guard: JobGuard
+    control: JobControl
 
     def requests(self) -> RequestPorts:
         return RequestPorts(
@@ -64,6 +73,21 @@ class Runtime:
                 wait_timeout_s=s.clip_wait_timeout_s if wait_timeout_s is None else wait_timeout_s,
             ),
         )
+
+    async def intake(
+        self, tenant_id: str, spec: ProductionJobSpec, idempotency_key: str | None
+    ) -> Submitted:
+        return await submit_production(self.intake_ports(), tenant_id, spec,
+                                       idempotency_key=idempotency_key)  # fmt: skip
+
+    def intake_ports(self) -> IntakePorts:
+        s = self.settings
+        return IntakePorts(jobs=self.production, guard=self.guard, media=self.media,
+                           emitter=self.emitter, allow_http_callbacks=s.webhook_allow_http,
+                           allow_private_callbacks=s.webhook_allow_private)  # fmt: skip
+
+    def stage_job_ports(self) -> StageJobPorts:
+        return StageJobPorts(jobs=self.jobs, emitter=self.emitter)
 
     def episode_ports(self) -> EpisodePorts:
         return EpisodePorts(store=self.episodes, media=self.media, ffmpeg=self.ffmpeg)
@@ -95,11 +119,15 @@ async def open_runtime(
         mongo = await stack.enter_async_context(_mongo(settings, client_id))
         db = database(mongo, settings)
         keys, episodes, clips, jobs = KeyStore(db), EpisodeStore(db), ClipStore(db), JobStore(db)
+        production = ProductionJobs(db)
+        guard = JobGuard(db, Limits(settings.job_rate_per_minute, settings.job_max_in_flight))
         await asyncio.gather(
             keys.ensure_indexes(),
             episodes.ensure_indexes(),
             clips.ensure_collections(),
             jobs.ensure_indexes(),
+            production.ensure_indexes(),
+            guard.ensure_indexes(),
         )
         media = await stack.enter_async_context(MediaStore.from_settings(settings))
         emitter = await stack.enter_async_context(_emitter(settings, client_id))
@@ -125,6 +153,9 @@ async def open_runtime(
             waiter=waiter,
             listener=listener,
             background=background,
+            production=production,
+            guard=guard,
+            control=JobControl(db, emitter),
         )
 
 

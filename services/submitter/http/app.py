@@ -5,22 +5,34 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from schemas.codes import Code
 from services.common.errors import PermanentError, TransientError
 from services.submitter.http import health
 from services.submitter.http.errors import ApiError, error_body, from_validation, status_message
-from services.submitter.http.routes import clips, episodes
+from services.submitter.http.routes import clips, episodes, jobs
 from services.submitter.runtime import open_runtime
 from services.submitter.settings import SubmitterSettings
 
 log = logging.getLogger(__name__)
+
+
+def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "__none__"})
+        if match is Match.PARTIAL and isinstance(route, APIRoute):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def create_api(settings: SubmitterSettings) -> FastAPI:
@@ -39,7 +51,8 @@ def create_api(settings: SubmitterSettings) -> FastAPI:
     )
     _install_error_handlers(app)
     app.include_router(episodes.router)
-    app.include_router(clips.router)
+    app.include_router(clips.build_router(settings.clip_max_duration_ms))
+    app.include_router(jobs.router)
     app.include_router(health.router)
     return app
 
@@ -55,11 +68,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error.body(), status_code=error.status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, message = status_message(exc.status_code)
-        return JSONResponse(
-            error_body(code, message), status_code=exc.status_code, headers=exc.headers
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route on the path; a path with a route per
+            # method (GET and POST /v1/jobs) allows all of them.
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return JSONResponse(error_body(code, message), status_code=exc.status_code,
+                            headers=headers)  # fmt: skip
 
     @app.exception_handler(TransientError)
     @app.exception_handler(ConnectionFailure)
@@ -75,7 +92,15 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PermanentError)
     async def permanent(request: Request, exc: PermanentError) -> JSONResponse:
-        # Reaching here means no route mapped it: a bug, so 500 whatever its code's kind.
+        if exc.public:
+            # Written for the caller (a job rule, a refused callback URL): its code's status.
+            headers = {}
+            retry_after = getattr(exc, "retry_after_s", None)
+            if retry_after is not None:
+                headers["Retry-After"] = str(retry_after)
+            error = ApiError(exc.code, exc.message, headers=headers)
+            return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+        # Otherwise no route mapped it: a bug, so 500 whatever its code's kind.
         # The code is a fixed, safe vocabulary; the message may name internal keys.
         log.error("unmapped %r on %s", exc, request.url.path)
         body = error_body(exc.code, "the request could not be completed")

@@ -1,9 +1,13 @@
 """HTTP errors: one JSON shape, ``{"error": {"code", "message", "param"?}}``, with the
 status taken from the code's kind in the one code table (``schemas.codes``). Pure, so
-every mapping is unit-tested."""
+every mapping is unit-tested.
+
+Messages never echo unbounded input: whatever an error quotes (an id, a key, a number) is
+cut to ``QUOTE_MAX`` characters, so a 10,000-character id is not sent back whole."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -21,6 +25,7 @@ STATUS: Mapping[Kind, int] = MappingProxyType(
         Kind.CONFLICT: 409,
         Kind.TOO_LARGE: 413,
         Kind.UNSUPPORTED: 415,
+        Kind.TOO_MANY: 429,
         # A stored source the pipeline cannot use: our side, not the caller's.
         Kind.SOURCE: 502,
         Kind.UNAVAILABLE: 503,
@@ -39,6 +44,46 @@ PARAM_CODES: Mapping[str, Code] = MappingProxyType(
         "s3_key": Code.INVALID_S3_KEY,
     }
 )
+
+
+# What an error quotes of the request: longer is cut, with an ellipsis.
+QUOTE_MAX = 64
+# Past this a message is cut whatever it holds.
+MESSAGE_MAX = 512
+ELLIPSIS = "\u2026"
+# A quoted run (Python repr style, either quote) or an unbroken run of non-blanks past the
+# limit (a long number, a key quoted without quotes).
+_QUOTED_OR_LONG = re.compile(
+    rf"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S{{{QUOTE_MAX + 1},}}", re.DOTALL
+)
+
+# Messages of rules the framework checks before ours run, where its own words would only
+# restate a pattern: what the id rules say instead.
+EPISODE_ID_RULE = (
+    "episode_id must be 1-128 letters, digits, '.', '_' or '-', start with a letter or "
+    "digit and not contain '..'"
+)
+PARAM_MESSAGES: Mapping[str, str] = MappingProxyType({"episode_id": EPISODE_ID_RULE})
+
+
+def clip_text(text: str, limit: int = QUOTE_MAX) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when it was longer."""
+    return text if len(text) <= limit else text[:limit] + ELLIPSIS
+
+
+def bounded(message: str) -> str:
+    """``message`` with every quoted value or long token cut to ``QUOTE_MAX`` characters
+    and the whole to ``MESSAGE_MAX``: errors quote input, and input has no length limit."""
+
+    def cut(match: re.Match[str]) -> str:
+        text = match.group()
+        quote = text[0]
+        if quote in "'\"" and len(text) >= 2 and text[-1] == quote:
+            inner = text[1:-1]
+            return text if len(inner) <= QUOTE_MAX else f"{quote}{clip_text(inner)}{quote}"
+        return clip_text(text)
+
+    return clip_text(_QUOTED_OR_LONG.sub(cut, message), MESSAGE_MAX)
 
 
 def status_for(code: str) -> int:
@@ -72,9 +117,10 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str, param: str | None = None, **extra: Any) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": str(code), "message": message or str(code)}
+    # Every error answer is built here, so this is where quoted input is bounded.
+    error: dict[str, Any] = {"code": str(code), "message": bounded(message or str(code))}
     if param is not None:
-        error["param"] = param
+        error["param"] = clip_text(param)
     error.update({k: v for k, v in extra.items() if v is not None})
     return {"error": error}
 
@@ -99,8 +145,13 @@ def from_validation(errors: Sequence[Mapping[str, Any]]) -> ApiError:
     path = loc[1:] if where in {"query", "path", "header", "body", "cookie"} else loc
     param = ".".join(path) or None
     code = PARAM_CODES.get(path[0] if path else "", Code.INVALID_REQUEST)
+    if first.get("type") == "value_error" and code == Code.INVALID_REQUEST:
+        # A rule between fields (a model's own check), which no schema can state.
+        code = Code.INVALID_SPEC
     if first.get("type") == "missing":
         message = f"{param} is required" if param else "a required value is missing"
+    elif param is not None and param in PARAM_MESSAGES:
+        message = PARAM_MESSAGES[param]
     else:
         message = f"{param}: {first.get('msg', 'invalid value')}" if param else "invalid request"
     return ApiError(code, message, param=param)

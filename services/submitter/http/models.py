@@ -1,14 +1,39 @@
-"""Request and response bodies of the HTTP API."""
+"""Request and response bodies of the HTTP API, and the id parameters it shares.
+
+The schemas here state the rules the API enforces (patterns, lengths, bounds), so its
+OpenAPI document says exactly which requests it accepts."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from schemas.clip import ClipFormat
-from schemas.ids import S3Key
+from schemas.ids import PlainId, S3Key
+from services.submitter.http.errors import bounded
+
+PLAIN_ID_MAX = 128
+# A ``PlainId`` whose schema also states its length, which the pattern implies.
+BoundedPlainId = Annotated[PlainId, Field(min_length=1, max_length=PLAIN_ID_MAX)]
+# Its JSON Schema, for ids a route documents but checks itself.
+PLAIN_ID_SCHEMA: dict[str, Any] = TypeAdapter(BoundedPlainId).json_schema()
+
+EpisodeIdPath = Annotated[
+    BoundedPlainId,
+    Path(
+        examples=["ep-1"],
+        description="1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+        "without '..'. Any other id is refused with 422 invalid_episode_id.",
+    ),
+]
+
+# What ``MediaStore`` takes as a key, on top of ``S3Key``: relative, no backslash, no
+# control character (C0 or C1), no '.' or '..' segment.
+S3_KEY_PATTERN = r"^[^/\\\x00-\x1f\x7f-\x9f][^\\\x00-\x1f\x7f-\x9f]*$"
+S3_KEY_DOT_SEGMENT = r"(^|/)\.\.?(/|$)"
 
 
 class ErrorDetail(BaseModel):
@@ -26,15 +51,29 @@ class ErrorResponse(BaseModel):
 class RegisterS3Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    s3_key: S3Key = Field(description="Key of an object already in the media bucket.")
-    episode_id: str | None = Field(None, description="Defaults to a generated ep-<hex> id.")
+    s3_key: S3Key = Field(
+        description="Key of an object already in the media bucket, under ingest/<tenant>/ "
+        "(403 forbidden_s3_key otherwise). Relative, without '.' or '..' segments, "
+        "backslashes or control characters.",
+        json_schema_extra={"pattern": S3_KEY_PATTERN, "not": {"pattern": S3_KEY_DOT_SEGMENT}},
+        examples=["ingest/acme/show.mp3"],
+    )
+    episode_id: BoundedPlainId | None = Field(
+        None, description="Defaults to a generated ep-<hex> id.", examples=["ep-show"]
+    )
 
 
 class RegisterUploadForm(BaseModel):
     """Documents the multipart form; the body itself is streamed, not parsed by this."""
 
-    file: bytes = Field(json_schema_extra={"format": "binary"})
-    episode_id: str | None = None
+    file: bytes = Field(
+        description="The audio file: 422 not_audio for anything ffprobe cannot read as audio "
+        "or that holds a video stream.",
+        json_schema_extra={"format": "binary"},
+    )
+    episode_id: BoundedPlainId | Literal[""] = Field(
+        "", description="Empty or absent: a generated ep-<hex> id."
+    )
 
 
 class EpisodeOut(BaseModel):
@@ -77,6 +116,12 @@ class ClipErrorOut(BaseModel):
     code: str
     message: str
     retryable: bool | None = None
+
+    @field_validator("message")
+    @classmethod
+    def _bounded(cls, message: str) -> str:
+        # Written by a stage, which may quote the request: bounded like every error.
+        return bounded(message)
 
 
 class ClipStatusOut(BaseModel):

@@ -7,6 +7,7 @@ import json
 from services.common.mongo import connect, database
 from services.common.settings import Settings
 from services.submitter.keys import KeyStore, authenticate
+from services.webhooks.secrets import WebhookSecretStore
 from tests.integration.cli.command import tapedeck
 
 
@@ -14,7 +15,7 @@ async def test_keys_create_list_revoke(settings: Settings) -> None:
     code, out, err = await tapedeck(settings, "keys", "create", "--tenant", "acme", "--json")
     assert code == 0, err
     created = json.loads(out)
-    assert set(created) == {"tenant", "key"} and created["tenant"] == "acme"
+    assert set(created) == {"tenant", "key", "webhook_secret"} and created["tenant"] == "acme"
     key = created["key"]
 
     mongo = connect(settings)
@@ -43,3 +44,35 @@ async def test_keys_create_list_revoke(settings: Settings) -> None:
     assert code == 2 and "tenant" in err
     code, _, _ = await tapedeck(settings, "keys", "create")
     assert code == 2  # argparse: --tenant is required
+
+
+async def test_the_webhook_secret_is_shown_with_the_first_key_and_on_rotation(
+    settings: Settings,
+) -> None:
+    code, _, err = await tapedeck(settings, "keys", "rotate-webhook-secret", "--tenant", "acme")
+    assert code == 2 and "no API keys" in err
+
+    code, out, err = await tapedeck(settings, "keys", "create", "--tenant", "acme")
+    assert code == 0, err
+    [key] = out.split()  # stdout holds the key alone, for KEY=$(...)
+    assert key.startswith("td_")
+    first = err.rsplit(": ", 1)[1].strip()
+    assert first.startswith("whsec_") and "shown only now" in err
+
+    code, out, err = await tapedeck(settings, "keys", "create", "--tenant", "acme", "--json")
+    assert code == 0 and "webhook_secret" not in json.loads(out) and "whsec_" not in err
+
+    code, out, err = await tapedeck(
+        settings, "keys", "rotate-webhook-secret", "--tenant", "acme", "--json"
+    )
+    assert code == 0, err
+    rotated = json.loads(out)
+    assert rotated["tenant"] == "acme" and rotated["previous_expires_at"]
+    assert rotated["webhook_secret"].startswith("whsec_")
+
+    mongo = connect(settings)
+    try:
+        live = await WebhookSecretStore(database(mongo, settings)).signing_secrets("acme")
+        assert live == [rotated["webhook_secret"], first]
+    finally:
+        await mongo.close()

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from schemas import TOPICS
 from services.common.ffmpeg import FFmpeg
 from services.common.kafka import ensure_topics
 from services.common.settings import Settings
@@ -50,7 +49,8 @@ class Api:
 @asynccontextmanager
 async def running_api(base: Settings, **env: Any) -> AsyncIterator[Api]:
     settings = submitter_settings(base, **env)
-    await ensure_topics(settings, [TOPICS.clip_requests, *TOPICS.results()])
+    # Every topic, as the service creates them at start: any job kind can be submitted.
+    await ensure_topics(settings)
     app = create_api(settings)
     async with app.router.lifespan_context(app):
         await app.state.runtime.media.ensure_bucket()

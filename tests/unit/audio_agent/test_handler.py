@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from schemas.audio import AudioJobSubmitted, AudioRendered, Scene
+from schemas.audio import AudioJobSubmitted, AudioParams, AudioRendered, Scene
 from schemas.codes import Code
 from schemas.names import Stage
 from services.audio_agent.handler import AudioConfig, AudioHandler, SceneFailed
@@ -55,17 +55,10 @@ def job(kind: str = "music", n: int = 3, job_id: str = "job-1", **kw: Any) -> Au
               text=f"Line {i}." if kind == "voiceover" else None)
         for i in range(n)
     ]  # fmt: skip
-    params = {"format": "wav", **kw.pop("params", {})}
-    return AudioJobSubmitted(
-        job_id=job_id,
-        tenant_id="acme",
-        producer="tests",
-        tier="basic",
-        kind=kind,
-        scenes=scenes,
-        params=params,
-        **kw,
-    )  # type: ignore[arg-type]
+    params = AudioParams.model_validate({"format": "wav", **kw.pop("params", {})})
+    fields: dict[str, Any] = {"tenant_id": "acme", "producer": "tests", "tier": "basic",
+                              "kind": kind, **kw}  # fmt: skip
+    return AudioJobSubmitted(job_id=job_id, scenes=scenes, params=params, **fields)
 
 
 async def test_music_scenes_run_in_order_each_continuing_the_last() -> None:

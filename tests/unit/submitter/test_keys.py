@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -14,11 +15,18 @@ from services.submitter.keys import (
     display_prefix,
     generate_key,
     hash_key,
+    issue_key,
     key_id_of,
     matches,
     presented_key,
 )
-from tests.support.fakes import MemoryKeys
+from services.webhooks.secrets import WebhookSecretStore
+from tests.support.fakes import MemoryKeys, MemoryMongo
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from services.common.mongo import Doc
 
 
 def test_generated_keys_are_unique_parseable_and_stored_only_as_hashes() -> None:
@@ -81,3 +89,18 @@ async def test_tenants_must_be_plain_ids(tenant: str) -> None:
     with pytest.raises(InvalidTenant):
         await create_key(repo, tenant)
     assert repo.records == {}
+
+
+async def test_a_tenants_first_key_comes_with_its_webhook_secret_once() -> None:
+    repo = MemoryKeys()
+    secrets = WebhookSecretStore(cast("AsyncDatabase[Doc]", MemoryMongo()))
+    first = await issue_key(repo, secrets, "acme")
+    assert first.webhook_secret is not None and first.webhook_secret.startswith("whsec_")
+    assert first.key not in repr(first) and first.webhook_secret not in repr(first)
+    assert await authenticate(repo, first.key) == "acme"
+    assert await secrets.signing_secrets("acme") == [first.webhook_secret]
+
+    second = await issue_key(repo, secrets, "acme")
+    assert second.webhook_secret is None  # shown with the first key only
+    other = await issue_key(repo, secrets, "other")
+    assert other.webhook_secret not in (None, first.webhook_secret)

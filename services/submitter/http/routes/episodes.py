@@ -20,6 +20,7 @@ from services.submitter.episodes import get_episode, register_existing, register
 from services.submitter.http.deps import RuntimeDep, Tenant
 from services.submitter.http.errors import ApiError, from_validation
 from services.submitter.http.models import (
+    EpisodeIdPath,
     EpisodeOut,
     ErrorResponse,
     RegisterS3Request,
@@ -40,13 +41,41 @@ _REGISTER_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": RegisterUploadForm.model_json_schema()},
+            "multipart/form-data": {
+                "schema": RegisterUploadForm.model_json_schema(),
+                "encoding": {"file": {"contentType": "audio/*"}},
+            },
             "application/json": {"schema": RegisterS3Request.model_json_schema()},
         },
     }
 }
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 415, 422, 503)
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+_UNAUTHORIZED = _error("Missing, invalid or revoked API key.")
+_UNAVAILABLE = _error("A backing service is unavailable; retry.")
+_REGISTER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _UNAUTHORIZED,
+    403: _error("s3_key is not under ingest/<tenant>/ (forbidden_s3_key)."),
+    404: _error("No object at s3_key (object_not_found)."),
+    409: _error("The tenant already has an episode with this id (episode_exists)."),
+    413: _error("The upload or the JSON body is too large (too_large)."),
+    415: _error("Neither multipart/form-data nor application/json (unsupported_media_type)."),
+    422: _error(
+        "A field breaks its rule (invalid_episode_id, invalid_s3_key, invalid_json, "
+        "invalid_form, missing_file, invalid_request), or the file is not audio (not_audio): "
+        "that depends on the file's content, so a request the schema allows can still get it."
+    ),
+    503: _UNAVAILABLE,
+}
+_READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _UNAUTHORIZED,
+    404: _error("No such episode for this tenant (episode_not_found)."),
+    422: _error("Not an episode id (invalid_episode_id)."),
+    503: _UNAVAILABLE,
 }
 
 
@@ -54,7 +83,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     "",
     status_code=201,
     response_model=EpisodeOut,
-    responses=_ERRORS,
+    responses=_REGISTER_RESPONSES,
     openapi_extra=_REGISTER_BODY,
     summary="Register an episode from a multipart upload or an object in the bucket",
 )
@@ -100,12 +129,15 @@ async def register_episode(
 
 
 @router.get(
-    "/{episode_id:path}",
+    # anyid: so an id with an encoded slash or a newline reaches the id rules.
+    "/{episode_id:anyid}",
     response_model=EpisodeOut,
-    responses={401: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    responses=_READ_RESPONSES,
     summary="An episode of the caller's tenant",
 )
-async def read_episode(episode_id: str, tenant: Tenant, runtime: RuntimeDep) -> EpisodeOut:
+async def read_episode(
+    episode_id: EpisodeIdPath, tenant: Tenant, runtime: RuntimeDep
+) -> EpisodeOut:
     try:
         return episode_out(await get_episode(runtime.episodes, tenant, episode_id))
     except EpisodeNotFound as exc:

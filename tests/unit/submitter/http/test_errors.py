@@ -8,9 +8,14 @@ from schemas import ErrorInfo
 from schemas.codes import CLIP_PARAM_CODES, KIND, Code, Kind
 from services.common.clip_rules import ClipRejected, EpisodeNotFound, check_request
 from services.submitter.http.errors import (
+    ELLIPSIS,
+    EPISODE_ID_RULE,
+    MESSAGE_MAX,
     PARAM_CODES,
+    QUOTE_MAX,
     STATUS,
     ApiError,
+    bounded,
     error_body,
     from_failure,
     from_rejection,
@@ -29,6 +34,7 @@ from services.submitter.http.errors import (
         (Kind.CONFLICT, 409),
         (Kind.TOO_LARGE, 413),
         (Kind.UNSUPPORTED, 415),
+        (Kind.TOO_MANY, 429),
         (Kind.SOURCE, 502),
         (Kind.UNAVAILABLE, 503),
         (Kind.INTERNAL, 500),
@@ -162,3 +168,44 @@ def test_error_body_shape() -> None:
     assert api.body() == {"error": {"code": "unauthorized", "message": "no"}}
     assert api.headers == {"WWW-Authenticate": "Bearer"}
     assert ApiError(Code.METHOD_NOT_ALLOWED, "m", status=405).status == 405
+
+
+def test_bad_episode_ids_get_the_id_rule_whatever_the_framework_says() -> None:
+    for kind in ("string_pattern_mismatch", "value_error", "string_too_long"):
+        error = from_validation([{"loc": ("path", "episode_id"), "type": kind, "msg": "m"}])
+        assert (error.code, error.param, error.message) == (
+            "invalid_episode_id",
+            "episode_id",
+            EPISODE_ID_RULE,
+        )
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("unknown episode 'ep-1'", "unknown episode 'ep-1'"),
+        (f"unknown episode {'x' * 10_000!r}", f"unknown episode '{'x' * QUOTE_MAX}{ELLIPSIS}'"),
+        (f"invalid S3 key {'it' + chr(39) + 's' * 100!r}", None),
+        (
+            f"start_ms {'9' * 5000} is at or past the end",
+            f"start_ms {'9' * QUOTE_MAX}{ELLIPSIS} is",
+        ),
+        ("the form has no 'file' field", "the form has no 'file' field"),
+        ("the episode's end (3000 ms)", "the episode's end (3000 ms)"),
+    ],
+)
+def test_messages_quote_input_briefly(message: str, expected: str | None) -> None:
+    out = bounded(message)
+    if expected is not None:
+        assert out.startswith(expected)
+    assert len(out) <= MESSAGE_MAX + 1
+    assert "x" * (QUOTE_MAX + 1) not in out and "s" * (QUOTE_MAX + 1) not in out
+
+
+def test_every_error_body_is_bounded() -> None:
+    body = error_body("c", "m " * 1000, "p" * 1000)["error"]
+    assert len(body["message"]) == MESSAGE_MAX + 1 and body["message"].endswith(ELLIPSIS)
+    assert body["param"] == "p" * QUOTE_MAX + ELLIPSIS
+    long_id = "y" * 10_000
+    api = ApiError(Code.EPISODE_NOT_FOUND, f"unknown episode {long_id!r}", param="episode_id")
+    assert long_id not in api.body()["error"]["message"]

@@ -1,0 +1,145 @@
+"""Reading, listing, cancelling and retrying a tenant's jobs. Another tenant's job is
+exactly as missing as a job that does not exist."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from schemas.codes import Code
+from schemas.job import JobRequested, ProductionJobSpec
+from schemas.names import Producer
+from services.common.errors import PermanentError
+from services.common.mongo import Doc
+from services.common.ports import Emitter
+from services.lifecycle.plan import TERMINAL
+
+JOBS = "jobs"
+
+
+class JobNotFound(PermanentError):
+    public = True
+    code = Code.JOB_NOT_FOUND
+
+
+class BadCursor(PermanentError):
+    public = True
+    code = Code.INVALID_REQUEST
+
+
+class JobFinished(PermanentError):
+    public = True
+    code = Code.JOB_FINISHED
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Doc]
+    next_cursor: str | None
+
+
+def _cursor(doc: Doc) -> str:
+    raw = json.dumps([doc["created_at"].isoformat(), doc["_id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(job_id)
+    except (ValueError, TypeError) as exc:
+        raise BadCursor("the cursor is not one this API gave out") from exc
+
+
+class JobControl:
+    def __init__(self, db: AsyncDatabase[Doc], emitter: Emitter) -> None:
+        self._jobs = db[JOBS]
+        self._emitter = emitter
+
+    async def get(self, tenant_id: str, job_id: str) -> Doc:
+        doc = await self._jobs.find_one({"_id": job_id, "tenant_id": tenant_id})
+        if doc is None:
+            raise JobNotFound(f"no job {job_id[:64]!r}")
+        return doc
+
+    async def list(
+        self, tenant_id: str, *, status: str | None = None, kind: str | None = None,
+        created_after: datetime | None = None, created_before: datetime | None = None,
+        limit: int = 50, cursor: str | None = None,
+    ) -> Page:  # fmt: skip
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if status:
+            query["status"] = status
+        if kind:
+            query["kind"] = kind
+        created: dict[str, Any] = {}
+        if created_after:
+            created["$gte"] = created_after
+        if created_before:
+            created["$lt"] = created_before
+        if cursor:
+            at, last_id = _decode_cursor(cursor)
+            # Newest first; ties on created_at broken by id, so no job is skipped or repeated.
+            query["$or"] = [
+                {"created_at": {"$lt": at}},
+                {"created_at": at, "_id": {"$lt": last_id}},
+            ]
+        if created:
+            query["created_at"] = created
+        found = self._jobs.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        docs = [d async for d in found.limit(limit + 1)]
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return Page(docs, _cursor(docs[-1]) if more and docs else None)
+
+    async def cancel(self, tenant_id: str, job_id: str) -> Doc:
+        """CANCELLED unless it already ended; stages check before expensive work."""
+        result = await self._jobs.update_one(
+            {"_id": job_id, "tenant_id": tenant_id, "status": {"$nin": sorted(TERMINAL)}},
+            {"$set": {"status": "CANCELLED", "updated_at": datetime.now(UTC)},
+             "$push": {"timeline": {"at": datetime.now(UTC), "what": "cancelled"}}},
+        )  # fmt: skip
+        doc = await self.get(tenant_id, job_id)
+        if not result.matched_count and doc.get("status") != "CANCELLED":
+            raise JobFinished(f"the job already ended ({doc.get('status')})")
+        return doc
+
+    async def retry_audio(self, tenant_id: str, job_id: str) -> Doc:
+        """A new audio attempt, a new soundtrack and a new result version; the video as
+        it is. Then a nudge to the lifecycle, which sends what the job now needs."""
+        doc = await self.get(tenant_id, job_id)
+        if doc.get("kind") != "production" or not doc.get("spec", {}).get("feature", {}).get(
+            "audio", True
+        ):
+            raise JobFinished("only a production job with audio can retry its audio")
+        attempt = int(doc.get("audio", {}).get("attempt", 1))
+        if doc.get("status") == "CANCELLED" or doc.get("video", {}).get("status") == "FAILED":
+            raise JobFinished(f"the job cannot be retried ({doc.get('status')})")
+        result = await self._jobs.update_one(
+            {"_id": job_id, "audio.attempt": attempt,
+             "audio.status": {"$in": ["READY", "FAILED"]}},
+            {"$set": {"audio.attempt": attempt + 1, "audio.status": "PENDING",
+                      "audio.error": None, "status": "RUNNING",
+                      "updated_at": datetime.now(UTC)},
+             "$push": {"timeline": {"at": datetime.now(UTC),
+                                    "what": f"audio retry: attempt {attempt + 1}"}}},
+        )  # fmt: skip
+        if not result.matched_count:
+            raise JobFinished("the job's audio is still being made; retry once it has ended")
+        spec = ProductionJobSpec.model_validate(doc["spec"])
+        nudge = JobRequested(
+            job_id=job_id,
+            tenant_id=tenant_id,
+            producer=Producer.SUBMITTER,
+            correlation_id=doc.get("correlation_id") or job_id,
+            spec=spec,
+        )
+        await self._emitter.emit([nudge])
+        return await self.get(tenant_id, job_id)
