@@ -33,13 +33,14 @@ lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy schemas services tests
-	.venv/bin/mypy scripts/services.py scripts/demo.py
+	.venv/bin/mypy scripts/services.py scripts/demo.py scripts/production_demo.py
 
 schemas: venv
 	$(PY) -m schemas.export
 
 bench: up
 	$(PY) -m bench.clip_bench
+	$(PY) -m bench.merge_bench
 
 # Mutation testing of the shared stage code against the unit tier (not part of CI; a few
 # minutes on 2 cores). Starts from scratch each time: mutmut keeps old verdicts for code

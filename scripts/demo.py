@@ -1,5 +1,7 @@
-"""The main job on the local stack, end to end: register a spoken episode and ask for a
-clip twice (a miss that goes through Kafka and the clipper, then a cache hit).
+"""The main jobs on the local stack, end to end: a production job (three scene videos
+joined, scored with music and a voiceover, muxed into one MP4), then the clip demo:
+register a spoken episode and ask for a clip twice (a miss that goes through Kafka and
+the clipper, then a cache hit).
 
 Run through ``make run``, which brings the stack and the services up first.
 """
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import production_demo
 
 API = f"http://{os.environ.get('API_HOST', '127.0.0.1')}:{os.environ.get('API_PORT', '8080')}"
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +76,9 @@ def main() -> int:
         episode = make_episode(workdir)
         headers = {"Authorization": f"Bearer {api_key()}"}
         with httpx.Client(base_url=API, headers=headers, timeout=120) as client:
+            print("== production job ==")
+            production_demo.run(client, workdir)
+            print("== clips ==")
             with episode.open("rb") as fh:
                 resp = client.post(
                     "/v1/episodes", files={"file": ("episode.mp3", fh, "audio/mpeg")}

@@ -50,7 +50,8 @@ AUDIO_AGENT = _service("audio-agent", "services.audio_agent")
 MERGER = _service("merger", "services.merger")
 SUBMITTER = _service("submitter", "services.submitter", _healthz)
 WEBHOOKS = _service("webhooks", "services.webhooks")
-SERVICES = [CLIPPER, AUDIO_AGENT, MERGER, SUBMITTER, WEBHOOKS]
+LIFECYCLE = _service("lifecycle", "services.lifecycle")
+SERVICES = [CLIPPER, AUDIO_AGENT, MERGER, LIFECYCLE, SUBMITTER, WEBHOOKS]
 
 
 def start() -> None:
@@ -71,9 +72,8 @@ def main(argv: list[str]) -> int:
                 stack.stop(svc)
         elif cmd == "status":
             for svc in SERVICES:
-                print(
-                    f"{svc.name:11} pid={svc.pid() or '-':<8} {'ready' if svc.healthy() else 'down'}"
-                )
+                state = "ready" if svc.healthy() else "down"
+                print(f"{svc.name:11} pid={svc.pid() or '-':<8} {state}")
         else:
             print(__doc__, file=sys.stderr)
             return 2

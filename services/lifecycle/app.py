@@ -16,6 +16,7 @@ from services.common.faust_app import bind_stage, create_app
 from services.common.stage import StageRunner
 from services.common.wiring import StageAdapters, open_stage_adapters
 from services.lifecycle.handler import LifecycleHandler, job_failed
+from services.lifecycle.invalid import answer_invalid_job_request
 from services.lifecycle.settings import LifecycleSettings
 from services.lifecycle.store import ProductionJobs
 
@@ -78,7 +79,12 @@ def build_app(settings: LifecycleSettings) -> Any:
             opened = await shared.acquire()
             try:
                 # Its own status is the job document; no stage record of its own.
-                runner = opened.kit.runner(STAGE, topic, opened.handler, job_failed)
+                intake = topic is TOPICS.jobs_requests
+                runner = opened.kit.runner(
+                    STAGE, topic, opened.handler, job_failed,
+                    on_invalid=answer_invalid_job_request if intake else None,
+                    cancellable=False,  # it is what cancels; it reads the status itself
+                )  # fmt: skip
                 runner.status = None
                 yield runner
             finally:

@@ -26,8 +26,8 @@ from services.common.ports import Emitter
 from services.lifecycle.plan import (
     Action,
     Doc,
-    Update,
-    apply,
+    Outcome,
+    VideoOverdue,
     new_job_fields,
     next_actions,
 )
@@ -42,9 +42,11 @@ class JobBook(Protocol):
 
     async def get(self, job_id: str) -> Doc | None: ...
 
-    async def apply(self, job_id: str, update: Update) -> bool: ...
+    async def record(self, job_id: str, event: Outcome, key: str) -> bool: ...
 
-    async def claim(self, job_id: str, action: Action) -> bool: ...
+    async def state(self, job_id: str) -> tuple[Doc, list[str]] | None: ...
+
+    async def claim(self, job_id: str, action: Action, version: int = 1) -> bool: ...
 
     async def sent(self, job_id: str, name: str) -> None: ...
 
@@ -52,7 +54,7 @@ class JobBook(Protocol):
         self, older_than: timedelta, limit: int = 100
     ) -> list[tuple[str, str, Doc]]: ...
 
-    async def overdue_videos(self, older_than: timedelta, limit: int = 100) -> list[str]: ...
+    async def upstream_jobs(self, older_than: timedelta, limit: int = 100) -> list[str]: ...
 
 
 class LifecycleHandler:
@@ -69,9 +71,7 @@ class LifecycleHandler:
             job = await self._jobs.get(job_id)
             if job is None or job.get("kind") != "production":
                 return []  # a stage's own job, not one this lifecycle drives
-            update = apply(job, event)
-            if update is not None and await self._jobs.apply(job_id, update):
-                log.info("job %s: %s", job_id, update.note)
+            await self._jobs.record(job_id, event, str(event.event_id))
             await self.advance(job_id)
         return []
 
@@ -80,7 +80,8 @@ class LifecycleHandler:
         if not isinstance(spec, ProductionJobSpec):
             return []  # the other kinds go to their stage directly
         # The HTTP intake stores the job before producing this; a producer writing
-        # job.requested straight onto the topic gets it stored here.
+        # job.requested straight onto the topic gets it stored here. For a known job it is
+        # a nudge (after a retry): send what the job needs now.
         fields = new_job_fields(spec, event.correlation_id)
         if event.idempotency_key is not None:
             fields["idempotency_key"] = event.idempotency_key
@@ -91,20 +92,17 @@ class LifecycleHandler:
     async def advance(self, job_id: str) -> None:
         """Claim and send whatever the job needs now. Safe to call any number of times,
         from any number of workers: each action is claimed once."""
-        for _ in range(8):  # a status-only action (start, audio ready) can unlock the next
-            job = await self._jobs.get(job_id)
-            if job is None:
-                return
-            progressed = False
-            for action in next_actions(job):
-                if not await self._jobs.claim(job_id, action):
-                    continue
-                progressed = True
-                if action.event is not None:
-                    await self._emitter.emit([action.event])
-                    await self._jobs.sent(job_id, action.name)
-            if not progressed:
-                return
+        found = await self._jobs.state(job_id)
+        if found is None:
+            return
+        state, _ = found
+        version = int(state.get("audio", {}).get("attempt", 1))
+        for action in next_actions(state):
+            if not await self._jobs.claim(job_id, action, version):
+                continue
+            if action.event is not None:
+                await self._emitter.emit([action.event])
+                await self._jobs.sent(job_id, action.name)
 
     async def relay(self, older_than_s: float = 30.0) -> int:
         """Send again what a dead worker claimed but never confirmed; returns how many."""
@@ -118,15 +116,13 @@ class LifecycleHandler:
 
     async def expire_videos(self) -> int:
         """Jobs whose upstream video never arrived within the configured time fail."""
-        overdue = await self._jobs.overdue_videos(self._video_timeout)
-        for job_id in overdue:
-            seconds = int(self._video_timeout.total_seconds())
-            why = f"the video did not arrive within {seconds} s"
-            update = Update({"video.status": "WAITING"},
-                            {"video.status": "FAILED", "video.error": why}, why)  # fmt: skip
-            if await self._jobs.apply(job_id, update):
-                await self.advance(job_id)
-        return len(overdue)
+        seconds = int(self._video_timeout.total_seconds())
+        expired = 0
+        for job_id in await self._jobs.upstream_jobs(self._video_timeout):
+            if await self._jobs.record(job_id, VideoOverdue(seconds), "video-overdue"):
+                expired += 1
+            await self.advance(job_id)
+        return expired
 
 
 def job_failed(event: Event, error: ErrorInfo) -> Event:

@@ -1,10 +1,14 @@
-"""The production job's lifecycle as pure functions over its MongoDB document.
+"""The production job's lifecycle as pure functions.
 
-``apply(job, outcome)`` says how an outcome (``video.rendered``, ``audio.*``, ``merge.*``)
-changes the job: a guard that must still hold (so a duplicate or late outcome changes
-nothing) and the fields to set. ``next_actions(job)`` says which events the job needs
-now; the store claims each action once (a conditional write), so two workers, a
-redelivery or outcomes in any order request the mux once and complete the job once.
+A job's state is its document (what it was created with, and the summary its claim
+winners wrote) folded with the outcomes recorded for it, in the order they were recorded:
+``apply(job, outcome)`` says how one outcome (``video.rendered``, ``audio.*``,
+``merge.*``, a retry) changes the job, as a guard that must hold (so a duplicate or late
+outcome changes nothing) and the fields to set; ``fold`` applies them all.
+``next_actions(state)`` says which events the job needs now; the store claims each
+action once (a unique insert), so two workers, a redelivery or outcomes in any order
+request the mux once and complete the job once. Outcomes are appended, never written
+into one shared document, so no two writers ever read-modify-write the same fields.
 
 The job document (collection ``jobs``, written by the submitter and this service)::
 
@@ -20,7 +24,8 @@ The job document (collection ``jobs``, written by the submitter and this service
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +48,20 @@ class Update:
     guard: Doc  # must still match, else the outcome was already applied (or is stale)
     set: Doc
     note: str  # for the job's timeline
+
+
+@dataclass(frozen=True)
+class Retry:
+    """The job's audio is made again: attempt ``attempt`` (written by the job API)."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
+class VideoOverdue:
+    """The upstream video did not arrive within ``seconds``."""
+
+    seconds: int
 
 
 @dataclass(frozen=True)
@@ -71,7 +90,8 @@ def new_job_fields(spec: ProductionFields, correlation_id: str) -> Doc:
         video = {"source": "single", "status": "READY", "key": spec.video}
     audio: Doc = {"status": "PENDING" if spec.feature.audio else "NOT_REQUESTED", "attempt": 1}
     return {
-        "status": "PENDING",
+        # Running from the start: no later write may race a cancel back to RUNNING.
+        "status": "RUNNING",
         "spec": spec.model_dump(mode="json"),
         "correlation_id": correlation_id,
         "video": video,
@@ -85,10 +105,20 @@ def new_job_fields(spec: ProductionFields, correlation_id: str) -> Doc:
 # -- outcomes -------------------------------------------------------------------------------
 
 
-def apply(job: Doc, event: Event) -> Update | None:
+Outcome = Event | Retry | VideoOverdue
+
+
+def apply(job: Doc, event: Outcome) -> Update | None:
     """How ``event`` changes ``job``; None when it does not apply (stale, unknown step)."""
     audio = job.get("audio", {})
     attempt = f"a{audio.get('attempt', 1)}"
+    if isinstance(event, VideoOverdue):
+        why = f"the video did not arrive within {event.seconds} s"
+        return Update({"video.status": "WAITING"},
+                      {"video.status": "FAILED", "video.error": why}, why)  # fmt: skip
+    if isinstance(event, Retry):
+        again = {"audio.attempt": event.attempt, "audio.status": "PENDING", "audio.error": None}
+        return Update({}, again, f"audio retry: attempt {event.attempt}")
     if isinstance(event, VideoRendered):
         return Update({"video.status": "WAITING"},
                       {"video.status": "READY", "video.key": event.s3_key,
@@ -140,6 +170,53 @@ def _apply_merge(job: Doc, event: MergeCompleted | MergeFailed) -> Update | None
     return None
 
 
+_MISSING = object()
+
+
+def _get(doc: Doc, path: str) -> Any:
+    current: Any = doc
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return _MISSING
+        current = current[part]
+    return current
+
+
+def holds(doc: Doc, guard: Doc) -> bool:
+    """A guard, as MongoDB would read it: equality, ``$in``, and ``None`` for "missing"."""
+    for path, want in guard.items():
+        got = _get(doc, path)
+        if isinstance(want, dict) and "$in" in want:
+            if got not in want["$in"]:
+                return False
+        elif want is None:
+            if got is not _MISSING and got is not None:
+                return False
+        elif got != want:
+            return False
+    return True
+
+
+def put(doc: Doc, path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        doc = doc.setdefault(part, {})
+    doc[leaf] = value
+
+
+def fold(job: Doc, outcomes: Sequence[Outcome]) -> tuple[Doc, list[str]]:
+    """The job's state after ``outcomes`` (in the order recorded), and what each did."""
+    state = copy.deepcopy(job)
+    notes = []
+    for outcome in outcomes:
+        update = apply(state, outcome)
+        if update is not None and holds(state, update.guard):
+            for path, value in update.set.items():
+                put(state, path, copy.deepcopy(value))
+            notes.append(update.note)
+    return state, notes
+
+
 # -- what the job needs next ------------------------------------------------------------------
 
 
@@ -150,8 +227,6 @@ def next_actions(job: Doc) -> list[Action]:
     video, audio = job.get("video", {}), job.get("audio", {})
     ctx = _Ctx(job, spec)
     actions: list[Action] = []
-    if job.get("status") == "PENDING":
-        actions.append(Action("start", None, status="RUNNING"))
     if video.get("status") == "FAILED":
         return [*actions, ctx.fail(f"the video failed: {video.get('error') or 'unknown'}")]
     if video.get("status") == "WAITING":
@@ -176,7 +251,8 @@ def next_actions(job: Doc) -> list[Action]:
                                      f"audio/{ctx.job_id}/{tag}-voiceover.mp3",
                                      MergeParams(fade_duration_s=0.0)))  # fmt: skip
         if _audio_ready(audio, spec, tag):
-            actions.append(Action(f"audio-ready-{tag}", None, fields={"audio.status": "READY"}))
+            audio = {**audio, "status": "READY"}
+            ctx = _Ctx({**job, "audio": audio}, spec)
     if video.get("status") != "READY":
         return actions
     if audio.get("status") == "READY" and spec.audio_params.merge_with_video:

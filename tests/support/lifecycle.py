@@ -1,5 +1,6 @@
-"""An in-memory job book for the lifecycle's unit tests, with the store's conditional
-semantics: guards on dotted paths (None: missing), claims that succeed once, an outbox."""
+"""An in-memory job book for the lifecycle's unit tests, with the store's semantics: the
+job as created plus a summary, outcomes appended once, actions and ends claimed once by
+unique keys, an outbox of claimed events not yet confirmed sent."""
 
 from __future__ import annotations
 
@@ -8,47 +9,14 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.lifecycle.plan import TERMINAL, Action, Doc, Update
-
-_MISSING = object()
-
-
-def _get(doc: Doc, path: str) -> Any:
-    current: Any = doc
-    for part in path.split("."):
-        if not isinstance(current, dict) or part not in current:
-            return _MISSING
-        current = current[part]
-    return current
-
-
-def _set(doc: Doc, path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    for part in parents:
-        doc = doc.setdefault(part, {})
-    doc[leaf] = value
-
-
-def _holds(doc: Doc, guard: Doc) -> bool:
-    for path, want in guard.items():
-        got = _get(doc, path)
-        if isinstance(want, dict) and "$exists" in want:
-            if (got is not _MISSING) != want["$exists"]:
-                return False
-        elif isinstance(want, dict) and "$nin" in want:
-            if got in want["$nin"]:
-                return False
-        elif want is None:
-            if got is not _MISSING and got is not None:
-                return False
-        elif got != want:
-            return False
-    return True
+from services.lifecycle.plan import TERMINAL, Action, Doc, Outcome, fold
 
 
 class MemoryJobBook:
     def __init__(self) -> None:
         self.jobs: dict[str, Doc] = {}
+        self.outcomes: dict[str, list[tuple[str, Outcome]]] = {}
+        self.actions: dict[str, dict[str, Any]] = {}  # "job:name" -> {event, sent}
         self.claims: list[str] = []
 
     async def create(self, job_id: str, tenant_id: str, fields: dict[str, Any]) -> bool:
@@ -58,7 +26,7 @@ class MemoryJobBook:
         now = datetime.now(UTC)
         self.jobs[job_id] = {"_id": job_id, "job_id": job_id, "tenant_id": tenant_id,
                              "kind": "production", "created_at": now, "updated_at": now,
-                             "outbox": [], **copy.deepcopy(fields)}  # fmt: skip
+                             **copy.deepcopy(fields)}  # fmt: skip
         return True
 
     async def get(self, job_id: str) -> Doc | None:
@@ -66,44 +34,60 @@ class MemoryJobBook:
         doc = self.jobs.get(job_id)
         return copy.deepcopy(doc) if doc is not None else None
 
-    async def apply(self, job_id: str, update: Update) -> bool:
+    async def record(self, job_id: str, event: Outcome, key: str) -> bool:
         await asyncio.sleep(0)
-        doc = self.jobs.get(job_id)
-        if doc is None or not _holds(doc, update.guard):
+        recorded = self.outcomes.setdefault(job_id, [])
+        if any(k == key for k, _ in recorded):
             return False
-        for path, value in update.set.items():
-            _set(doc, path, copy.deepcopy(value))
-        doc.setdefault("timeline", []).append(update.note)
+        recorded.append((key, event))
         return True
 
-    async def claim(self, job_id: str, action: Action) -> bool:
+    async def state(self, job_id: str) -> tuple[Doc, list[str]] | None:
         await asyncio.sleep(0)
-        doc = self.jobs.get(job_id)
-        guard = {f"actions.{action.name}": {"$exists": False}, "status": {"$nin": TERMINAL}}
-        if doc is None or not _holds(doc, guard):
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        return fold(job, [e for _, e in self.outcomes.get(job_id, [])])
+
+    async def end(self, job_id: str, version: int) -> bool:
+        key = f"{job_id}:end-v{version}"
+        if key in self.actions:
+            return False
+        self.actions[key] = {"event": None, "sent": True}
+        return True
+
+    async def claim(self, job_id: str, action: Action, version: int = 1) -> bool:
+        await asyncio.sleep(0)
+        if action.status in TERMINAL and not await self.end(job_id, version):
+            return False
+        key = f"{job_id}:{action.name}"
+        if key in self.actions:
             return False
         event = action.event.model_dump(mode="json") if action.event else None
-        _set(doc, f"actions.{action.name}", {"event": event})
-        for path, value in action.fields.items():
-            _set(doc, path, copy.deepcopy(value))
-        if action.status is not None:
-            doc["status"] = action.status
-        if action.event is not None:
-            doc["outbox"].append(action.name)
+        self.actions[key] = {"event": event, "sent": event is None}
         self.claims.append(action.name)
+        await self.set_summary(job_id, {**action.fields, **(
+            {"status": action.status} if action.status else {})})  # fmt: skip
         return True
 
+    async def set_summary(self, job_id: str, fields: dict[str, Any]) -> None:
+        self.jobs[job_id].update(copy.deepcopy(fields))
+
     async def sent(self, job_id: str, name: str) -> None:
-        self.jobs[job_id]["outbox"].remove(name)
+        self.actions[f"{job_id}:{name}"]["sent"] = True
+
+    def outbox(self, job_id: str) -> list[str]:
+        return [k.split(":", 1)[1] for k, a in self.actions.items()
+                if k.startswith(f"{job_id}:") and not a["sent"]]  # fmt: skip
 
     async def stale_outbox(
         self, older_than: timedelta, limit: int = 100
     ) -> list[tuple[str, str, Doc]]:
-        return [(j, name, d["actions"][name]["event"])
-                for j, d in self.jobs.items() for name in d["outbox"]]  # fmt: skip
+        return [(k.split(":", 1)[0], k.split(":", 1)[1], a["event"])
+                for k, a in self.actions.items() if not a["sent"]]  # fmt: skip
 
-    async def overdue_videos(self, older_than: timedelta, limit: int = 100) -> list[str]:
+    async def upstream_jobs(self, older_than: timedelta, limit: int = 100) -> list[str]:
         cutoff = datetime.now(UTC) - older_than
         return [j for j, d in self.jobs.items()
-                if _get(d, "video.status") == "WAITING" and _get(d, "video.source") == "upstream"
+                if d.get("video", {}).get("source") == "upstream"
                 and d["status"] not in TERMINAL and d["created_at"] < cutoff]  # fmt: skip

@@ -60,14 +60,20 @@ def stop_service(proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
 
 
 @contextmanager
-def running(settings: Settings, logdir: Path, **extra: str) -> Iterator[str]:
-    """Start clipper and submitter; yield the API base URL; stop both afterwards."""
+def running(
+    settings: Settings,
+    logdir: Path,
+    modules: tuple[str, ...] = ("services.clipper", "services.submitter"),
+    **extra: str,
+) -> Iterator[str]:
+    """Start ``modules`` (the submitter among them), each as its own process; yield the API
+    base URL once it answers; stop them all afterwards."""
     port = free_port()
     env = {**os.environ, **settings_env(settings), "API_PORT": str(port), **extra}
     procs = []
     try:
-        for module in ("services.clipper", "services.submitter"):
-            log = (logdir / f"{module}.log").open("wb")
+        for n, module in enumerate(modules):
+            log = (logdir / f"{module}.{n}.log").open("wb")
             procs.append(subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
                                           stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
         base = f"http://127.0.0.1:{port}"

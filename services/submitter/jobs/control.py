@@ -18,7 +18,8 @@ from schemas.names import Producer
 from services.common.errors import PermanentError
 from services.common.mongo import Doc
 from services.common.ports import Emitter
-from services.lifecycle.plan import TERMINAL
+from services.lifecycle.plan import TERMINAL, Retry
+from services.lifecycle.store import ProductionJobs
 
 JOBS = "jobs"
 
@@ -61,6 +62,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 class JobControl:
     def __init__(self, db: AsyncDatabase[Doc], emitter: Emitter) -> None:
         self._jobs = db[JOBS]
+        self._production = ProductionJobs(db)
         self._emitter = emitter
 
     async def get(self, tenant_id: str, job_id: str) -> Doc:
@@ -101,45 +103,47 @@ class JobControl:
 
     async def cancel(self, tenant_id: str, job_id: str) -> Doc:
         """CANCELLED unless it already ended; stages check before expensive work."""
-        result = await self._jobs.update_one(
-            {"_id": job_id, "tenant_id": tenant_id, "status": {"$nin": sorted(TERMINAL)}},
-            {"$set": {"status": "CANCELLED", "updated_at": datetime.now(UTC)},
-             "$push": {"timeline": {"at": datetime.now(UTC), "what": "cancelled"}}},
-        )  # fmt: skip
         doc = await self.get(tenant_id, job_id)
-        if not result.matched_count and doc.get("status") != "CANCELLED":
-            raise JobFinished(f"the job already ended ({doc.get('status')})")
-        return doc
+        if doc.get("status") == "CANCELLED":
+            return doc
+        if doc.get("kind") == "production":
+            found = await self._production.state(job_id)
+            version = int((found[0] if found else doc).get("audio", {}).get("attempt", 1))
+            # The end of a version is claimed once: a completion and a cancel cannot both win.
+            if not await self._production.end(job_id, version):
+                raise JobFinished(f"the job already ended ({doc.get('status')})")
+            await self._production.set_summary(job_id, {"status": "CANCELLED"})
+        else:
+            result = await self._jobs.update_one(
+                {"_id": job_id, "status": {"$nin": sorted(TERMINAL)}},
+                {"$set": {"status": "CANCELLED", "updated_at": datetime.now(UTC)}},
+            )
+            if not result.matched_count:
+                raise JobFinished(f"the job already ended ({doc.get('status')})")
+        return await self.get(tenant_id, job_id)
 
     async def retry_audio(self, tenant_id: str, job_id: str) -> Doc:
         """A new audio attempt, a new soundtrack and a new result version; the video as
         it is. Then a nudge to the lifecycle, which sends what the job now needs."""
         doc = await self.get(tenant_id, job_id)
-        if doc.get("kind") != "production" or not doc.get("spec", {}).get("feature", {}).get(
-            "audio", True
-        ):
+        spec = doc.get("spec", {})
+        if doc.get("kind") != "production" or not spec.get("feature", {}).get("audio", True):
             raise JobFinished("only a production job with audio can retry its audio")
-        attempt = int(doc.get("audio", {}).get("attempt", 1))
-        if doc.get("status") == "CANCELLED" or doc.get("video", {}).get("status") == "FAILED":
-            raise JobFinished(f"the job cannot be retried ({doc.get('status')})")
-        result = await self._jobs.update_one(
-            {"_id": job_id, "audio.attempt": attempt,
-             "audio.status": {"$in": ["READY", "FAILED"]}},
-            {"$set": {"audio.attempt": attempt + 1, "audio.status": "PENDING",
-                      "audio.error": None, "status": "RUNNING",
-                      "updated_at": datetime.now(UTC)},
-             "$push": {"timeline": {"at": datetime.now(UTC),
-                                    "what": f"audio retry: attempt {attempt + 1}"}}},
-        )  # fmt: skip
-        if not result.matched_count:
-            raise JobFinished("the job's audio is still being made; retry once it has ended")
-        spec = ProductionJobSpec.model_validate(doc["spec"])
+        if doc.get("status") != "COMPLETED":
+            raise JobFinished(
+                f"the audio can be retried once the job completed ({doc.get('status')})"
+            )
+        found = await self._production.state(job_id)
+        attempt = int((found[0] if found else doc).get("audio", {}).get("attempt", 1)) + 1
+        if not await self._production.record(job_id, Retry(attempt), f"retry-a{attempt}"):
+            raise JobFinished("this retry is already under way")
+        await self._production.set_summary(job_id, {"status": "RUNNING"})
         nudge = JobRequested(
             job_id=job_id,
             tenant_id=tenant_id,
             producer=Producer.SUBMITTER,
             correlation_id=doc.get("correlation_id") or job_id,
-            spec=spec,
+            spec=ProductionJobSpec.model_validate(spec),
         )
         await self._emitter.emit([nudge])
         return await self.get(tenant_id, job_id)

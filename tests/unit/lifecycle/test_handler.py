@@ -15,6 +15,7 @@ from schemas.job import JobCompleted, JobFailed, JobRequested, ProductionJobSpec
 from schemas.merge import MergeCompleted, MergeFailed, MergeRequested
 from schemas.video import VideoJobSubmitted, VideoRendered
 from services.lifecycle.handler import LifecycleHandler
+from services.lifecycle.plan import Retry
 from tests.support.fakes import MemoryEmitter, context_for
 from tests.support.lifecycle import MemoryJobBook
 
@@ -88,7 +89,7 @@ async def test_a_three_scene_job_is_joined_scored_muxed_and_completed_once() -> 
                             "result": "renders/job-1/result-v1.mp4"}  # fmt: skip
     assert done.audio_status == "COMPLETED" and done.audio_error is None
     job = world.jobs.jobs["job-1"]
-    assert job["status"] == "COMPLETED" and job["outbox"] == []
+    assert job["status"] == "COMPLETED" and world.jobs.outbox("job-1") == []
     # Everything again, in another order: nothing more happens.
     await world.send(merged("mux-v1", "renders/job-1/result-v1.mp4"))
     await world.send(rendered())
@@ -210,8 +211,8 @@ async def test_a_retry_of_the_audio_makes_a_new_version_without_touching_the_vid
     await world.send(request())
     await drive_to_completion(world)
     # What the API's retry?stage=audio does to the job, then the nudge it sends.
-    job = world.jobs.jobs["job-1"]
-    job["status"], job["audio"]["attempt"], job["audio"]["status"] = "RUNNING", 2, "PENDING"
+    await world.jobs.record("job-1", Retry(2), "retry-a2")
+    await world.jobs.set_summary("job-1", {"status": "RUNNING"})
     await world.send(request())
     assert [a.attempt for a in world.emitted(AudioJobSubmitted)] == [1, 2]
     await world.send(rendered(attempt=1))  # the old attempt's late duplicate: ignored
@@ -233,7 +234,7 @@ async def test_an_event_claimed_by_a_worker_that_died_is_sent_again() -> None:
     with pytest.raises(ConnectionError):
         await world.send(request())
     assert world.emitter.events == []
-    assert world.jobs.jobs["job-1"]["outbox"]  # claimed, never confirmed
+    assert world.jobs.outbox("job-1")  # claimed, never confirmed
     assert await world.handler.relay(0) >= 1
     names = [m.step for m in world.emitted(MergeRequested)]
     assert names == ["concat"]
