@@ -99,6 +99,13 @@ class _Job:
     plans: list[ScenePlan]
     done: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def record(self, fields: Mapping[str, Any]) -> None:
+        """One write to the stage record at a time: concurrent scenes must not interleave
+        partial updates of one document (some servers do not serialize them)."""
+        async with self.write_lock:
+            await self.ctx.record(fields)
 
 
 class AudioHandler:
@@ -201,23 +208,20 @@ class AudioHandler:
                 result = await self._silent(job, plan, exc, code)
             await ctx.save(f"scene-{index}", result.to_json())
         seg = result.segment
+        done_fields = {
+            "status": "silent_fallback" if seg.silent_fallback else "done",
+            "s3_key": seg.s3_key,
+            "provider": seg.provider,
+            "model": seg.model,
+            "request_id": seg.request_id,
+            "cached": seg.cached,
+            "error": seg.error.model_dump() if seg.error else None,
+        }
         async with job.lock:
             job.done += 1
-            done = job.done
-        await ctx.record(
-            {
-                f"scenes.{index}": {
-                    "status": "silent_fallback" if seg.silent_fallback else "done",
-                    "s3_key": seg.s3_key,
-                    "provider": seg.provider,
-                    "model": seg.model,
-                    "request_id": seg.request_id,
-                    "cached": seg.cached,
-                    "error": seg.error.model_dump() if seg.error else None,
-                }
-            }
-        )
-        await ctx.progress(done, len(job.plans), f"scene {index}")
+            await job.record({f"scenes.{index}": done_fields})
+            async with job.write_lock:
+                await ctx.progress(job.done, len(job.plans), f"scene {index}")
         return result
 
     async def _generate(
@@ -252,12 +256,12 @@ class AudioHandler:
             await ctx.save(f"scene-{index}-request", ticket.to_json())
             submitted = {"status": "submitted", "provider": ticket.provider,
                          "request_id": ticket.request_id}  # fmt: skip
-            await ctx.record({f"scenes.{index}": submitted})
+            await job.record({f"scenes.{index}": submitted})
         else:
             ticket = Ticket.from_json(ticket_doc)
 
         async def on_status(status: str, position: int | None) -> None:
-            await ctx.record({f"scenes.{index}.status": status,
+            await job.record({f"scenes.{index}.status": status,
                               f"scenes.{index}.queue_position": position})  # fmt: skip
 
         deadline = min(self._config.scene_deadline_s, max(ctx.remaining_s(), 1.0))
