@@ -107,10 +107,13 @@ class ProductionJobs:
             await self._actions.insert_one(doc)
         except DuplicateKeyError:
             return False
-        summary: dict[str, Any] = {**action.fields, "updated_at": _now()}
-        if action.status is not None:
-            summary["status"] = action.status
-        await self._jobs.update_one({"_id": job_id}, {"$set": summary})
+        if action.status is not None or action.fields:
+            # Only an end writes the job's summary, and only the one that won the end: no
+            # other writer touches the job document, so none can undo a cancel.
+            summary: dict[str, Any] = dict(action.fields)
+            if action.status is not None:
+                summary["status"] = action.status
+            await self.set_summary(job_id, summary)
         return True
 
     async def end(self, job_id: str, version: int) -> bool:
