@@ -42,6 +42,7 @@ class Code(enum.StrEnum):
     DURATION_TOO_LONG = "duration_too_long"
     START_PAST_END = "start_past_end"
     NOT_AUDIO = "not_audio"
+    NOT_MEDIA = "not_media"  # an upload that is no video or audio file Tapedeck takes
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN_S3_KEY = "forbidden_s3_key"
     NOT_FOUND = "not_found"
@@ -82,6 +83,8 @@ class Code(enum.StrEnum):
     TOO_MANY_JOBS = "too_many_jobs"
     JOB_NOT_FOUND = "job_not_found"
     JOB_FINISHED = "job_finished"
+    NOT_READY = "not_ready"  # the job's output is not made yet: ask again later
+    NO_SCENES = "no_scenes"  # the named job has nothing to make audio for
     VIDEO_FAILED = "video_failed"
     CANCELLED = "cancelled"
     # The pipeline
@@ -110,6 +113,7 @@ KIND: Mapping[Code, Kind] = MappingProxyType(
         Code.DURATION_TOO_LONG: Kind.INVALID,
         Code.START_PAST_END: Kind.INVALID,
         Code.NOT_AUDIO: Kind.INVALID,
+        Code.NOT_MEDIA: Kind.INVALID,
         Code.UNAUTHORIZED: Kind.UNAUTHORIZED,
         Code.FORBIDDEN_S3_KEY: Kind.FORBIDDEN,
         Code.NOT_FOUND: Kind.NOT_FOUND,
@@ -146,6 +150,8 @@ KIND: Mapping[Code, Kind] = MappingProxyType(
         Code.TOO_MANY_JOBS: Kind.TOO_MANY,
         Code.JOB_NOT_FOUND: Kind.NOT_FOUND,
         Code.JOB_FINISHED: Kind.CONFLICT,
+        Code.NOT_READY: Kind.CONFLICT,
+        Code.NO_SCENES: Kind.CONFLICT,
         Code.VIDEO_FAILED: Kind.SOURCE,
         Code.CANCELLED: Kind.CONFLICT,
         Code.SUBMIT_FAILED: Kind.UNAVAILABLE,
@@ -191,6 +197,7 @@ PUBLIC_MESSAGES: Mapping[Code, str] = MappingProxyType(
         Code.FFMPEG_FAILED: "the media could not be processed",
         Code.FFMPEG_UNAVAILABLE: "media processing is not available",
         Code.NOT_AUDIO: "the media has no readable audio stream",
+        Code.NOT_MEDIA: "the file is not a video or audio file Tapedeck can use",
         Code.NO_SUCH_BUCKET: "storage is misconfigured",
         Code.S3_ERROR: "storage failed; try again",
         Code.PROVIDER_FAILED: "the audio provider could not generate this scene",
