@@ -18,6 +18,7 @@ import faust
 from schemas import Topic
 from services.common.codec import RawMessage
 from services.common.settings import Settings
+from services.common.shared import Shared
 from services.common.stage import StageRunner
 
 log = logging.getLogger(__name__)
@@ -64,32 +65,6 @@ def raw_topic(app: faust.App, topic: Topic, settings: Settings) -> Any:
     )
 
 
-class _Shared:
-    """One runner per process, opened by the first agent instance and shared by all."""
-
-    def __init__(self, factory: RunnerFactory) -> None:
-        self._factory = factory
-        self._lock = asyncio.Lock()
-        self._cm: AbstractAsyncContextManager[StageRunner] | None = None
-        self._runner: StageRunner | None = None
-        self._users = 0
-
-    async def acquire(self) -> StageRunner:
-        async with self._lock:
-            if self._runner is None:
-                self._cm = self._factory()
-                self._runner = await self._cm.__aenter__()
-            self._users += 1
-            return self._runner
-
-    async def release(self) -> None:
-        async with self._lock:
-            self._users -= 1
-            if self._users == 0 and self._cm is not None:
-                cm, self._cm, self._runner = self._cm, None, None
-                await cm.__aexit__(None, None, None)
-
-
 def bind_stage(
     app: faust.App,
     topic: Topic,
@@ -100,7 +75,7 @@ def bind_stage(
     on_outcome: Callable[[RawMessage, Any], Awaitable[None]] | None = None,
 ) -> Any:
     """Declare the stage's agent on ``topic``; ``factory`` opens the runner and its adapters."""
-    shared = _Shared(factory)
+    shared: Shared[StageRunner] = Shared(factory)
 
     async def agent(stream: Any) -> AsyncIterator[Any]:
         runner = await shared.acquire()

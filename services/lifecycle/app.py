@@ -4,7 +4,6 @@ fails overdue videos and re-sends what a dead worker claimed but never sent."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -13,6 +12,7 @@ from typing import Any
 
 from schemas import TOPICS, Topic
 from services.common.faust_app import bind_stage, create_app
+from services.common.shared import Shared
 from services.common.stage import StageRunner
 from services.common.wiring import StageAdapters, open_stage_adapters
 from services.lifecycle.handler import LifecycleHandler, job_failed
@@ -33,45 +33,21 @@ class _Opened:
     handler: LifecycleHandler
 
 
-class _Shared:
-    """One set of adapters per process, opened by the first user, closed by the last."""
-
-    def __init__(self, settings: LifecycleSettings) -> None:
-        self._settings = settings
-        self._lock = asyncio.Lock()
-        self._stack: AsyncExitStack | None = None
-        self._opened: _Opened | None = None
-        self._users = 0
-
-    async def acquire(self) -> _Opened:
-        async with self._lock:
-            if self._opened is None:
-                stack = AsyncExitStack()
-                try:
-                    kit = await open_stage_adapters(stack, self._settings, CLIENT_ID)
-                    jobs = ProductionJobs(kit.db)
-                    await jobs.ensure_indexes()
-                except BaseException:
-                    await stack.aclose()
-                    raise
-                handler = LifecycleHandler(
-                    jobs=jobs, emitter=kit.emitter, video_timeout_s=self._settings.video_timeout_s
-                )
-                self._stack, self._opened = stack, _Opened(kit, handler)
-            self._users += 1
-            return self._opened
-
-    async def release(self) -> None:
-        async with self._lock:
-            self._users -= 1
-            if self._users == 0 and self._stack is not None:
-                stack, self._stack, self._opened = self._stack, None, None
-                await stack.aclose()
+@asynccontextmanager
+async def open_lifecycle(settings: LifecycleSettings) -> AsyncIterator[_Opened]:
+    async with AsyncExitStack() as stack:
+        kit = await open_stage_adapters(stack, settings, CLIENT_ID)
+        jobs = ProductionJobs(kit.db)
+        await jobs.ensure_indexes()
+        handler = LifecycleHandler(
+            jobs=jobs, emitter=kit.emitter, video_timeout_s=settings.video_timeout_s
+        )
+        yield _Opened(kit, handler)
 
 
 def build_app(settings: LifecycleSettings) -> Any:
     app = create_app("lifecycle", settings, web_port=settings.lifecycle_web_port)
-    shared = _Shared(settings)
+    shared: Shared[_Opened] = Shared(lambda: open_lifecycle(settings))
 
     def runner_for(topic: Topic) -> Any:
         @asynccontextmanager

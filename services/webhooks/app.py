@@ -26,6 +26,7 @@ from services.common.faust_app import create_app, raw_topic
 from services.common.kafka import KafkaEmitter
 from services.common.mongo import open_database
 from services.common.retry import RetryPolicy
+from services.common.shared import Shared
 from services.webhooks.handler import WebhookHandler
 from services.webhooks.secrets import WebhookSecretStore
 from services.webhooks.sender import HttpSender, http_client
@@ -66,37 +67,6 @@ async def open_webhooks(settings: WebhookSettings) -> AsyncIterator[Opened]:
             schedule=settings.schedule(),
         )
         yield Opened(handler, emitter)
-
-
-class _Shared:
-    """One set of adapters per process, opened by the first user, closed by the last."""
-
-    def __init__(self, settings: WebhookSettings) -> None:
-        self._settings = settings
-        self._lock = asyncio.Lock()
-        self._stack: AsyncExitStack | None = None
-        self._opened: Opened | None = None
-        self._users = 0
-
-    async def acquire(self) -> Opened:
-        async with self._lock:
-            if self._opened is None:
-                stack = AsyncExitStack()
-                try:
-                    opened = await stack.enter_async_context(open_webhooks(self._settings))
-                except BaseException:
-                    await stack.aclose()
-                    raise
-                self._stack, self._opened = stack, opened
-            self._users += 1
-            return self._opened
-
-    async def release(self) -> None:
-        async with self._lock:
-            self._users -= 1
-            if self._users == 0 and self._stack is not None:
-                stack, self._stack, self._opened = self._stack, None, None
-                await stack.aclose()
 
 
 class DeliveryQueue:
@@ -193,7 +163,7 @@ def build_app(settings: WebhookSettings) -> Any:
     # At DEBUG, pymongo logs each command's reply, and replies here carry signing secrets.
     logging.getLogger("pymongo.command").setLevel(logging.INFO)
     app = create_app("webhooks", settings, web_port=settings.webhook_web_port)
-    shared = _Shared(settings)
+    shared: Shared[Opened] = Shared(lambda: open_webhooks(settings))
     queue = DeliveryQueue()
     codec = Codec.for_topic(TOPICS.jobs_results, settings.max_message_bytes)
     retry = RetryPolicy.from_settings(settings)
