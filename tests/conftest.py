@@ -20,7 +20,7 @@ import pytest
 from services.common.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-TIERS = {"unit", "agent", "contract", "integration", "e2e"}
+TIERS = {"unit", "agent", "contract", "integration", "e2e", "deploy"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
