@@ -22,7 +22,7 @@ PY = sys.executable
 
 
 def _healthz() -> None:
-    with urllib.request.urlopen(f"{API}/healthz", timeout=2) as resp:
+    with urllib.request.urlopen(f"{API}/readyz", timeout=2) as resp:
         if resp.status != 200:
             raise RuntimeError(f"healthz answered {resp.status}")
 

@@ -6,7 +6,7 @@ Usage: python /app/deploy/docker/healthcheck.py [MODULE]
 MODULE (``services.clipper``, ...) defaults to the module the container's main process
 runs (``python -m MODULE``, read from /proc/1/cmdline). Exit 0 healthy, 1 not.
 
-- ``services.submitter``: ``GET /healthz`` on ``API_PORT``: 200 once MongoDB, Kafka (the
+- ``services.submitter``: ``GET /readyz`` on ``API_PORT``: 200 once MongoDB, Kafka (the
   results listener) and S3 answer.
 - the Faust workers: ``GET /`` on the worker's web port setting (``CLIPPER_WEB_PORT``,
   ...): Faust's web server, which listens on 127.0.0.1 only (so probes run inside the
@@ -47,7 +47,7 @@ def main_module(cmdline_path: str = "/proc/1/cmdline") -> str | None:
 
 def url_for(module: str | None, environ: dict[str, str]) -> str | None:
     if module == SUBMITTER:
-        return f"http://127.0.0.1:{environ.get('API_PORT') or '8080'}/healthz"
+        return f"http://127.0.0.1:{environ.get('API_PORT') or '8080'}/readyz"
     port = environ.get(WEB_PORT.get(module or "", ""), "")
     return f"http://127.0.0.1:{port}/" if port else None
 

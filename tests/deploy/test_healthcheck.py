@@ -49,8 +49,8 @@ def test_main_module_comes_from_the_main_process(tmp_path: Path) -> None:
 
 
 def test_urls() -> None:
-    assert hc.url_for("services.submitter", {"API_PORT": "9000"}) == "http://127.0.0.1:9000/healthz"
-    assert hc.url_for("services.submitter", {}) == "http://127.0.0.1:8080/healthz"
+    assert hc.url_for("services.submitter", {"API_PORT": "9000"}) == "http://127.0.0.1:9000/readyz"
+    assert hc.url_for("services.submitter", {}) == "http://127.0.0.1:8080/readyz"
     assert hc.url_for("services.clipper", {"CLIPPER_WEB_PORT": "6066"}) == "http://127.0.0.1:6066/"
     assert hc.url_for("services.clipper", {"MERGER_WEB_PORT": "6066"}) is None
     assert hc.url_for("services.topics", {}) is None

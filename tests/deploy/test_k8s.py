@@ -205,8 +205,8 @@ def test_probes_ask_what_each_service_exposes(rendered: dict[str, list[Doc]], ov
         if name == SUBMITTER:
             # Readiness follows the dependencies; liveness must not (an outage of MongoDB
             # would otherwise restart every API pod).
-            assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
-            assert c["livenessProbe"]["httpGet"]["path"] != "/healthz"
+            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
         else:
             port_setting = HEALTHCHECK.WEB_PORT[module]
             assert port_setting in settings_of(module), (module, port_setting)

@@ -83,7 +83,7 @@ def running(
                 if p.poll() is not None:
                     raise RuntimeError(f"a service exited early; logs in {logdir}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

@@ -1,5 +1,6 @@
-"""``/healthz``: dependency pings run side by side, each bounded, so a hung server cannot
-hang the answer."""
+"""``/healthz``: the process serves (liveness: a dependency outage must not restart it).
+``/readyz``: MongoDB, Kafka (the results listener positioned) and S3 answer, pinged side
+by side, each bounded, so a hung server cannot hang the answer (readiness)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ from services.submitter.http.models import HealthOut
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
-async def healthz(runtime: RuntimeDep) -> JSONResponse:
+@router.get("/healthz", response_model=HealthOut)
+async def healthz() -> HealthOut:
+    return HealthOut(status="ok", checks={})
+
+
+@router.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks = await run_checks(runtime.health_checks())
     ok = all(v == "ok" for v in checks.values())
     body = HealthOut(status="ok" if ok else "degraded", checks=checks)

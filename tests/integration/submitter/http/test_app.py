@@ -16,9 +16,11 @@ async def test_openapi_and_health(settings: Settings) -> None:
         body = spec["paths"]["/v1/episodes"]["post"]["requestBody"]["content"]
         assert {"multipart/form-data", "application/json"} <= set(body)
 
-        health = await api.client.get("/healthz")
-        assert health.status_code == 200
-        assert health.json() == {
+        ready = await api.client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {
             "status": "ok",
             "checks": {"mongo": "ok", "kafka": "ok", "s3": "ok"},
         }
+        alive = await api.client.get("/healthz")
+        assert alive.status_code == 200 and alive.json() == {"status": "ok", "checks": {}}
