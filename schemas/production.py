@@ -71,6 +71,9 @@ class ProductionFields(StrictModel):
     feature: Feature = Field(default_factory=Feature)
     audio_params: ProductionAudioParams = Field(default_factory=ProductionAudioParams)
     callback_url: str | None = Field(default=None, max_length=2048, pattern=CALLBACK_URL_PATTERN)
+    callback_stages: bool = Field(
+        default=False, description="Also POST to callback_url when each stage ends."
+    )
 
     @model_validator(mode="after")
     def _one_source_of_video(self) -> Self:

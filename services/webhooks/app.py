@@ -2,6 +2,8 @@
 
 * an agent on the jobs results topic that records each outcome's delivery and queues
   it; it never waits on a receiver, so a slow one holds up no job and no delivery;
+* one agent each on the audio, merge and video results topics, doing the same for the
+  stage outcomes of jobs that ask for stage webhooks (``spec.callback_stages``);
 * dispatchers (``WEBHOOK_CONCURRENCY`` of them) that make the attempts from the queue;
 * a timer that queues every delivery due again (retries, and those a dead worker held).
 """
@@ -18,7 +20,8 @@ from typing import Any, TypeVar
 
 from pymongo.errors import ConnectionFailure
 
-from schemas import TOPICS
+from schemas import TOPICS, Topic
+from schemas.topics import attr_name
 from services.common.callbacks import check_callback_url
 from services.common.codec import Codec, DecodeError, RawMessage, dead_letter_headers
 from services.common.errors import operator_detail
@@ -37,6 +40,9 @@ log = logging.getLogger(__name__)
 
 CLIENT_ID = "tapedeck-webhooks"
 STAGE = "webhooks"
+# Job outcomes, then the stage outcomes delivered to jobs that ask for them.
+FOLLOWS = (TOPICS.jobs_results, TOPICS.audio_results, TOPICS.merge_results,
+           TOPICS.video_results)  # fmt: skip
 T = TypeVar("T")
 
 
@@ -109,12 +115,18 @@ async def _until_done(what: str, call: Callable[[], Awaitable[T]], retry: RetryP
             await asyncio.sleep(delay)
 
 
-async def record_outcome(opened: Opened, codec: Codec, msg: RawMessage,
-                         retry: RetryPolicy) -> str | None:  # fmt: skip
-    """The delivery id a results record needs attempting, if any."""
+async def record_outcome(opened: Opened, codec: Codec, msg: RawMessage, retry: RetryPolicy,
+                         *, dead_letter: bool = True) -> str | None:  # fmt: skip
+    """The delivery id a results record needs attempting, if any. ``dead_letter`` off:
+    a malformed record is skipped (on a stage's topic the lifecycle, which owns it,
+    dead-letters it; a second copy would only mislead)."""
     try:
         event = codec.decode(msg)
     except DecodeError as exc:
+        if not dead_letter:
+            log.warning("webhooks: skipping %s[%s]@%s: %s",
+                        msg.topic, msg.partition, msg.offset, exc.reason)  # fmt: skip
+            return None
         log.warning("webhooks: dead-lettering %s[%s]@%s: %s",
                     msg.topic, msg.partition, msg.offset, exc.reason)  # fmt: skip
         headers = dead_letter_headers(msg, error=exc.reason, stage=STAGE,
@@ -165,19 +177,28 @@ def build_app(settings: WebhookSettings) -> Any:
     app = create_app("webhooks", settings, web_port=settings.webhook_web_port)
     shared: Shared[Opened] = Shared(lambda: open_webhooks(settings))
     queue = DeliveryQueue()
-    codec = Codec.for_topic(TOPICS.jobs_results, settings.max_message_bytes)
     retry = RetryPolicy.from_settings(settings)
 
-    @app.agent(raw_topic(app, TOPICS.jobs_results, settings), name="jobs_results_webhooks")
-    async def outcomes(stream: Any) -> None:
-        opened = await shared.acquire()
-        try:
-            async for record in stream.events():
-                msg_id = await record_outcome(opened, codec, _raw(record), retry)
-                if msg_id is not None:
-                    queue.put(msg_id)
-        finally:
-            await shared.release()
+    def follow(topic: Topic) -> None:
+        codec = Codec.for_topic(topic, settings.max_message_bytes)
+        own = topic is TOPICS.jobs_results  # the stages' topics are the lifecycle's
+
+        async def outcomes(stream: Any) -> None:
+            opened = await shared.acquire()
+            try:
+                async for record in stream.events():
+                    msg_id = await record_outcome(opened, codec, _raw(record), retry,
+                                                  dead_letter=own)  # fmt: skip
+                    if msg_id is not None:
+                        queue.put(msg_id)
+            finally:
+                await shared.release()
+
+        name = f"{attr_name(topic.name)}_webhooks"
+        app.agent(raw_topic(app, topic, settings), name=name)(outcomes)
+
+    for topic in FOLLOWS:
+        follow(topic)
 
     @app.task
     async def dispatch() -> None:

@@ -2,6 +2,9 @@
 (never a request: a slow receiver must not hold up the consumer), and each attempt is
 made, signed and recorded on its own, when the delivery is due.
 
+A stage's outcome (audio, voiceover, video, merge) is delivered the same way, as
+``stage.completed`` / ``stage.failed``, when the job's spec sets ``callback_stages``.
+
 An attempt re-checks the callback URL first (its DNS may have changed since the job was
 accepted): a refused URL ends the delivery, and no request is made. Then it signs the
 body with every live secret of the tenant and POSTs it; 2xx is success, 410 Gone ends
@@ -21,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from schemas import Event
+from schemas.names import parent_job_id
 from services.common.callbacks import CallbackRefused
 from services.common.ports import Clock
 from services.common.redact import redact
@@ -30,12 +34,17 @@ from services.webhooks.plan import (
     OUTCOMES,
     RETRYING,
     SENT,
+    STAGE_OUTCOMES,
     Attempt,
     Delivery,
     Doc,
+    Outcome,
     Schedule,
+    StageOutcome,
     body,
     message_id,
+    stage_body,
+    stage_type,
 )
 from services.webhooks.signing import headers
 
@@ -63,7 +72,8 @@ class DeliveryBook(Protocol):
 
 
 class JobBook(Protocol):
-    async def get(self, job_id: str) -> Doc | None: ...
+    async def get(self, job_id: str) -> Doc | None:
+        """The job's ``tenant_id``, ``callback_url`` and ``spec.callback_stages``."""
 
     async def record(self, job_id: str, attempt: Attempt) -> None:
         """Append ``attempt`` to the job's ``webhooks`` (the last ones only)."""
@@ -81,6 +91,11 @@ CheckUrl = Callable[[str], Awaitable[object]]
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _asks_for_stages(job: Doc) -> bool:
+    spec = job.get("spec")
+    return isinstance(spec, dict) and spec.get("callback_stages") is True
 
 
 class WebhookHandler:
@@ -104,13 +119,24 @@ class WebhookHandler:
         self._now, self._clock, self._rng, self._lease = now, clock, rng, lease
 
     async def record(self, event: Event) -> str | None:
-        """Record the delivery a job outcome needs; its id, or None when there is none to
-        make (not an outcome, no callback URL, already recorded)."""
-        if not isinstance(event, OUTCOMES):
-            return None
-        job = await self._jobs.get(event.job_id)
+        """Record the delivery a job outcome (or a stage outcome of a job that asked for
+        stage webhooks) needs; its id, or None when there is none to make (not an
+        outcome, no callback URL, stages not asked for, already recorded)."""
+        if isinstance(event, OUTCOMES):
+            return await self._add(event, event.job_id, event.event_type, body(event))
+        if isinstance(event, STAGE_OUTCOMES):
+            job_id = parent_job_id(event.job_id)
+            return await self._add(event, job_id, stage_type(event), stage_body(event),
+                                   stages=True)  # fmt: skip
+        return None
+
+    async def _add(self, event: Outcome | StageOutcome, job_id: str, kind: str, payload: bytes,
+                   *, stages: bool = False) -> str | None:  # fmt: skip
+        job = await self._jobs.get(job_id)
         url = job.get("callback_url") if job is not None else None
         if job is None or not url:
+            return None
+        if stages and not _asks_for_stages(job):
             return None
         if job.get("tenant_id") != event.tenant_id:
             # Only the job's own tenant's outcome may reach its URL, signed with its secret.
@@ -118,8 +144,8 @@ class WebhookHandler:
                         event.event_type, event.job_id)  # fmt: skip
             return None
         now = self._now()
-        delivery = Delivery(message_id(event), event.job_id, event.tenant_id, event.event_type,
-                            str(url), body(event), now, self._schedule.deadline(now))  # fmt: skip
+        delivery = Delivery(message_id(event), job_id, event.tenant_id, kind, str(url), payload,
+                            now, self._schedule.deadline(now))  # fmt: skip
         if not await self._book.add(delivery):
             return None
         return delivery.msg_id

@@ -1,5 +1,6 @@
-"""A webhook delivery as pure functions: the body a job outcome becomes, its stable id,
-what one attempt records, and when a failed delivery is tried again."""
+"""A webhook delivery as pure functions: the body a job outcome (or, for jobs that ask,
+a stage outcome) becomes, its stable id, what one attempt records, and when a failed
+delivery is tried again."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from schemas.audio import AudioFailed, AudioRendered
 from schemas.job import JobCompleted, JobFailed
+from schemas.merge import MergeCompleted, MergeFailed
+from schemas.names import VOICEOVER_SUFFIX, parent_job_id
+from schemas.video import VideoRendered
 
 Doc = dict[str, Any]
 Outcome = JobCompleted | JobFailed
 OUTCOMES = (JobCompleted, JobFailed)
+# A stage's outcome, webhooked only for jobs whose spec sets ``callback_stages``.
+StageOutcome = AudioRendered | AudioFailed | MergeCompleted | MergeFailed | VideoRendered
+STAGE_OUTCOMES = (AudioRendered, AudioFailed, MergeCompleted, MergeFailed, VideoRendered)
+STAGE_COMPLETED, STAGE_FAILED = "stage.completed", "stage.failed"
 
 # Delivery states (the ``webhook_deliveries`` document's ``state``).
 PENDING, DELIVERED, FAILED, REFUSED = "PENDING", "DELIVERED", "FAILED", "REFUSED"
@@ -26,7 +35,7 @@ STATE_AFTER = {SENT: DELIVERED, RETRYING: PENDING, GAVE_UP: FAILED, NOT_SENT: RE
 DEFAULT_DELAYS_S = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 7200.0, 10800.0, 14400.0)
 
 
-def message_id(event: Outcome) -> str:
+def message_id(event: Outcome | StageOutcome) -> str:
     """The ``webhook-id``: the same for every attempt of one outcome (and for a
     redelivered or re-sent copy of it), so a receiver can drop duplicates."""
     return f"msg_{event.event_id.hex}"
@@ -45,7 +54,37 @@ def body(event: Outcome) -> bytes:
         data.update(status="FAILED", error={"code": event.error.code,
                                             "message": event.error.message})  # fmt: skip
     stamp = event.occurred_at.isoformat().replace("+00:00", "Z")
-    doc = {"type": event.event_type, "timestamp": stamp, "data": data}
+    return _json(event.event_type, stamp, data)
+
+
+def stage_of(event: StageOutcome) -> str:
+    """``audio``, ``voiceover`` (the ``<job_id>.vo`` audio job), ``video`` or ``merge``."""
+    if isinstance(event, AudioRendered | AudioFailed):
+        return "voiceover" if event.job_id.endswith(VOICEOVER_SUFFIX) else "audio"
+    if isinstance(event, VideoRendered):
+        return "video"
+    return "merge"
+
+
+def stage_type(event: StageOutcome) -> str:
+    return STAGE_FAILED if isinstance(event, AudioFailed | MergeFailed) else STAGE_COMPLETED
+
+
+def stage_body(event: StageOutcome) -> bytes:
+    """Names, statuses and codes only: no storage key or URL of the stage's output (the
+    job's own outcome carries what the tenant may fetch)."""
+    data: Doc = {"job_id": parent_job_id(event.job_id), "stage": stage_of(event)}
+    if isinstance(event, MergeCompleted | MergeFailed) and event.step is not None:
+        data["step"] = event.step
+    data["event_type"] = event.event_type
+    if isinstance(event, AudioFailed | MergeFailed):
+        data["error"] = {"code": event.error.code, "message": event.error.message}
+    stamp = event.occurred_at.isoformat().replace("+00:00", "Z")
+    return _json(stage_type(event), stamp, data)
+
+
+def _json(event_type: str, stamp: str, data: Doc) -> bytes:
+    doc = {"type": event_type, "timestamp": stamp, "data": data}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -116,7 +116,8 @@ class JobWebhooks:
         self._jobs = db[JOBS]
 
     async def get(self, job_id: str) -> Doc | None:
-        return await self._jobs.find_one({"_id": job_id}, {"tenant_id": 1, "callback_url": 1})
+        fields = {"tenant_id": 1, "callback_url": 1, "spec.callback_stages": 1}
+        return await self._jobs.find_one({"_id": job_id}, fields)
 
     async def record(self, job_id: str, attempt: Attempt) -> None:
         # Not ``updated_at``: the lifecycle owns it (its outbox relay goes by it).

@@ -19,7 +19,13 @@ def _number(text: str) -> int | float:
 class _Request(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_float=_number)
+            raw = await self.body()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # As malformed JSON (a 422 naming the body), not an unreadable request.
+                raise json.JSONDecodeError("the body is not UTF-8", "", exc.start) from None
+            self._json = json.loads(text, parse_float=_number)
         return self._json
 
 

@@ -1,6 +1,7 @@
 """The webhook service on the real stack, with a receiver on loopback: outcomes arrive
 once, signed with the tenant's secrets; a failing receiver is retried and every attempt
-is on the job; refused URLs get no request at all."""
+is on the job; refused URLs get no request at all; stage outcomes reach only the jobs
+that ask for them."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from schemas import TOPICS, ErrorInfo
+from schemas import TOPICS, ErrorInfo, JobEvent
+from schemas.audio import AudioRendered, AudioSegment
 from schemas.job import JobCompleted, JobFailed
+from schemas.merge import MergeCompleted
 from services.common.kafka import ensure_topics
 from services.common.mongo import Doc, connect, database
 from services.common.settings import Settings
 from services.webhooks.app import build_app
-from services.webhooks.plan import DELIVERED, REFUSED, body, message_id
+from services.webhooks.plan import DELIVERED, REFUSED, body, message_id, stage_body
 from services.webhooks.secrets import WebhookSecretStore, generate_secret
 from services.webhooks.settings import WebhookSettings
 from services.webhooks.signing import WebhookVerificationError, verify
@@ -77,18 +80,22 @@ def completed(job_id: str) -> JobCompleted:
                         audio_status="COMPLETED")  # fmt: skip
 
 
-async def add_jobs(db: Any, urls: dict[str, str | None]) -> None:
+async def add_jobs(db: Any, urls: dict[str, str | None], *, stages: bool | None = None) -> None:
     for job_id, url in urls.items():
         doc: Doc = {"_id": job_id, "job_id": job_id, "tenant_id": "acme", "kind": "production",
                     "status": "COMPLETED", "created_at": datetime.now(UTC)}  # fmt: skip
         if url is not None:
             doc["callback_url"] = url
+        if stages is not None:
+            doc["spec"] = {"prompt": "p", "video": {"source": "upstream"},
+                           "duration_seconds": 4.0, "callback_url": url,
+                           "callback_stages": stages}  # fmt: skip
         await db["jobs"].insert_one(doc)
 
 
-async def send(settings: Settings, events: list[JobCompleted | JobFailed]) -> None:
-    topic = TOPICS.jobs_results.full_name(settings.topic_prefix)
+async def send_to(settings: Settings, events: list[JobEvent]) -> None:
     for event in events:
+        topic = TOPICS.for_event(event.event_type).full_name(settings.topic_prefix)
         await produce(
             settings, topic, [event.model_dump_json().encode()], key=event.job_id.encode()
         )
@@ -127,7 +134,7 @@ async def test_outcomes_are_delivered_signed_once_and_retried(settings: Settings
             await add_jobs(db, {"job-quiet": None})
             await app.start()
             # The ok outcome twice, as a redelivery or the lifecycle's outbox relay would.
-            await send(settings, [ok, flaky, failed, quiet, ok])
+            await send_to(settings, [ok, flaky, failed, quiet, ok])
 
             async def all_delivered() -> bool:
                 states = [d["state"] async for d in db[DELIVERIES].find({})]
@@ -194,7 +201,7 @@ async def test_refused_urls_get_no_request_and_malformed_records_are_dead_letter
                                 "job-private": "http://10.20.30.40/hook",
                                 "job-loopback": f"{base}/hook/loopback"})  # fmt: skip
             await app.start()
-            await send(settings, [completed(j) for j in jobs])
+            await send_to(settings, [completed(j) for j in jobs])
             topic = TOPICS.jobs_results.full_name(settings.topic_prefix)
             await produce(settings, topic, [b"not even json"])
 
@@ -218,4 +225,61 @@ async def test_refused_urls_get_no_request_and_malformed_records_are_dead_letter
         assert entry["reason"].startswith("callback_url resolves to a"), entry
         delivery = await db[DELIVERIES].find_one({"job_id": job_id})
         assert delivery is not None and delivery["reason"] == entry["reason"]
+    await mongo.close()
+
+
+def audio_rendered(job_id: str) -> AudioRendered:
+    segment = AudioSegment(scene_index=0, s3_key=f"audio/{job_id}/0.mp3", duration_s=4.0,
+                           provider="local", cached=False, silent_fallback=False)  # fmt: skip
+    return AudioRendered(job_id=job_id, tenant_id="acme", producer="audio-agent",
+                         segments=[segment])  # fmt: skip
+
+
+async def test_stage_outcomes_reach_only_jobs_that_ask(settings: Settings) -> None:
+    await ensure_topics(settings)
+    mongo = connect(settings)
+    db = database(mongo, settings)
+    secret = await WebhookSecretStore(db).create_if_missing("acme")
+    assert secret is not None
+    receiver = Receiver()
+    receiver.secrets = [secret]
+    audio = audio_rendered("job-stages")
+    merged = MergeCompleted(job_id="job-stages", tenant_id="acme", producer="merger",
+                            s3_key="renders/job-stages/concat.mp4", duration_ms=4000,
+                            size_bytes=1000, operation="concat_video",
+                            step="concat")  # fmt: skip
+    declined = audio_rendered("job-declined")
+    app = build_app(webhook_settings(settings, allow_private=True))
+    try:
+        async with serve(receiver.app) as base:
+            await add_jobs(db, {"job-stages": f"{base}/hook/stages"}, stages=True)
+            await add_jobs(db, {"job-declined": f"{base}/hook/declined"}, stages=False)
+            await app.start()
+            # The audio outcome twice, as a redelivery would.
+            await send_to(settings, [declined, audio, merged, audio])
+
+            async def both_delivered() -> bool:
+                states = [d["state"] async for d in db[DELIVERIES].find({})]
+                return len(states) == 2 and set(states) == {DELIVERED}
+
+            await wait_until(both_delivered)
+            await asyncio.sleep(1.0)  # room for any extra call to show up
+    finally:
+        await app.stop()
+
+    assert set(receiver.calls) == {"stages"}
+    calls = receiver.calls["stages"]
+    assert len(calls) == 2 and all(c.verified for c in calls)
+    by_id = {c.headers["webhook-id"]: c for c in calls}
+    assert set(by_id) == {message_id(audio), message_id(merged)}
+    assert by_id[message_id(audio)].body == stage_body(audio)
+    assert by_id[message_id(merged)].body == stage_body(merged)
+    for call in calls:
+        verify(secret, call.headers, call.body)
+    job = await db["jobs"].find_one({"_id": "job-stages"})
+    assert job is not None
+    assert sorted(h["type"] for h in job["webhooks"]) == ["stage.completed"] * 2
+    assert all(h["outcome"] == "delivered" for h in job["webhooks"])
+    declined_job = await db["jobs"].find_one({"_id": "job-declined"})
+    assert declined_job is not None and "webhooks" not in declined_job
     await mongo.close()

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from schemas import ErrorInfo
+from schemas.audio import AudioRendered, AudioSegment
 from schemas.job import JobCompleted
+from schemas.merge import MergeFailed
 from services.common.callbacks import CallbackRefused
 from services.webhooks.handler import NO_SECRET, WebhookHandler
 from services.webhooks.plan import (
@@ -34,6 +37,7 @@ from services.webhooks.plan import (
     Schedule,
     body,
     message_id,
+    stage_body,
 )
 from services.webhooks.secrets import WebhookSecretStore, generate_secret
 from services.webhooks.signing import WebhookVerificationError, verify
@@ -100,8 +104,11 @@ class MemoryJobs:
     def __init__(self) -> None:
         self.docs: dict[str, Doc] = {}
 
-    def add(self, job_id: str, tenant_id: str = "acme", url: str | None = URL) -> None:
+    def add(self, job_id: str, tenant_id: str = "acme", url: str | None = URL,
+            stages: bool | None = None) -> None:  # fmt: skip
         self.docs[job_id] = {"_id": job_id, "tenant_id": tenant_id, "callback_url": url}
+        if stages is not None:
+            self.docs[job_id]["spec"] = {"callback_stages": stages}
 
     async def get(self, job_id: str) -> Doc | None:
         return copy.deepcopy(self.docs.get(job_id))
@@ -348,3 +355,65 @@ async def test_the_job_keeps_its_last_fifty_attempts() -> None:
 def test_bodies_are_json() -> None:
     data: Any = json.loads(body(outcome()))
     assert data["data"]["status"] == "COMPLETED"
+
+
+def audio_rendered(job_id: str = "job-1", tenant_id: str = "acme") -> AudioRendered:
+    segment = AudioSegment(scene_index=0, s3_key=f"audio/{job_id}/0.mp3", duration_s=4.0,
+                           provider="local", cached=False, silent_fallback=False)  # fmt: skip
+    return AudioRendered(job_id=job_id, tenant_id=tenant_id, producer="audio-agent",
+                         segments=[segment])  # fmt: skip
+
+
+def merge_failed(job_id: str = "job-1") -> MergeFailed:
+    error = ErrorInfo(code="merge_failed", message="no", retryable=False, attempts=1)
+    return MergeFailed(job_id=job_id, tenant_id="acme", producer="merger", error=error,
+                       step="mux-v1")  # fmt: skip
+
+
+async def test_stage_outcomes_are_delivered_only_to_jobs_that_ask() -> None:
+    rig = Rig(200)
+    rig.jobs.add("job-1", stages=True)
+    rig.jobs.add("plain")  # no spec flag at all
+    rig.jobs.add("declined", stages=False)
+    rig.jobs.add("no-url", url=None, stages=True)
+    rig.jobs.add("theirs", tenant_id="other", stages=True)
+    secret = await rig.secrets.create_if_missing("acme") or ""
+    for job_id in ("plain", "declined", "no-url", "theirs", "unknown"):
+        assert await rig.handler.record(audio_rendered(job_id)) is None
+        assert await rig.handler.record(merge_failed(job_id)) is None
+    assert rig.book.docs == {}
+
+    audio, voice, merge = audio_rendered(), audio_rendered("job-1.vo"), merge_failed()
+    for event in (audio, voice, merge):
+        assert await rig.handler.record(event) == message_id(event)
+        assert await rig.handler.record(event) is None  # redelivered: the same delivery
+    voice_delivery = rig.book.docs[message_id(voice)]["delivery"]
+    assert voice_delivery.job_id == "job-1" and voice_delivery.event_type == "stage.completed"
+    assert voice_delivery.body == stage_body(voice) and voice_delivery.url == URL
+
+    attempt = await rig.handler.attempt(message_id(merge))
+    assert attempt is not None and attempt.outcome == SENT
+    [(url, headers, sent)] = rig.receiver.calls
+    assert url == URL and sent == stage_body(merge)
+    assert headers["webhook-id"] == message_id(merge)
+    verify(secret, headers, sent, now=T0.timestamp())
+    # Recorded on the parent job, like a job outcome's attempts.
+    assert rig.history() == [{"msg_id": message_id(merge), "type": "stage.failed",
+                              "attempt": 1, "at": T0, "outcome": SENT, "status": 200,
+                              "duration_ms": 250}]  # fmt: skip
+
+
+async def test_a_failed_stage_delivery_is_retried_on_the_schedule() -> None:
+    rig = Rig(500, 200)
+    rig.jobs.add("job-1", stages=True)
+    await rig.secrets.create_if_missing("acme")
+    event = audio_rendered("job-1.vo")
+    msg = await rig.handler.record(event)
+    assert msg is not None
+    first = await rig.handler.attempt(msg)
+    assert first is not None and first.outcome == RETRYING
+    assert first.next_at == T0 + timedelta(seconds=5)
+    rig.wall.advance(5)
+    second = await rig.handler.attempt(msg)
+    assert second is not None and second.outcome == SENT
+    assert [h["outcome"] for h in rig.history()] == [RETRYING, SENT]

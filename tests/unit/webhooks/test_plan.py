@@ -10,15 +10,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import ErrorInfo
+from schemas.audio import AudioFailed, AudioRendered, AudioSegment
 from schemas.job import JobCompleted, JobFailed
+from schemas.merge import MergeCompleted, MergeFailed
+from schemas.video import VideoRendered
 from services.webhooks.plan import (
     DEFAULT_DELAYS_S,
     RETRYING,
+    STAGE_COMPLETED,
+    STAGE_FAILED,
     Attempt,
     Schedule,
+    StageOutcome,
     body,
     message_id,
     parse_delays,
+    stage_body,
+    stage_of,
+    stage_type,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -119,3 +128,69 @@ def test_an_attempt_records_only_what_happened() -> None:
     assert attempt.doc() == {"msg_id": "msg_1", "type": "job.completed", "attempt": 1,
                              "at": T0, "outcome": "retrying", "status": 500,
                              "duration_ms": 12}  # fmt: skip
+
+
+ENVELOPE: dict[str, object] = {"tenant_id": "acme", "producer": "x", "occurred_at": T0}
+ERROR = ErrorInfo(code="merge_failed", message="ffmpeg gave up", retryable=False, attempts=3)
+
+
+def rendered(job_id: str = "job-1") -> AudioRendered:
+    segment = AudioSegment(scene_index=0, s3_key=f"audio/{job_id}/0.mp3", duration_s=4.0,
+                           provider="local", cached=False, silent_fallback=False)  # fmt: skip
+    return AudioRendered(job_id=job_id, segments=[segment], soundtrack_key=f"audio/{job_id}/s.mp3",
+                         **ENVELOPE)  # type: ignore[arg-type]  # fmt: skip
+
+
+def merged(step: str | None = "mux-v1") -> MergeCompleted:
+    return MergeCompleted(job_id="job-1", s3_key="renders/job-1/result-v1.mp4", duration_ms=4000,
+                          size_bytes=10, operation="mux", step=step,
+                          **ENVELOPE)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_stage_outcomes_map_to_their_stage_and_type() -> None:
+    video = VideoRendered(job_id="job-1", s3_key="videos/job-1/v.mp4", duration_s=4.0,
+                          width=1280, height=720, codec="h264",
+                          **ENVELOPE)  # type: ignore[arg-type]  # fmt: skip
+    audio_failed = AudioFailed(job_id="job-1.vo", error=ERROR, **ENVELOPE)  # type: ignore[arg-type]
+    merge_failed = MergeFailed(job_id="job-1", error=ERROR, step="concat",
+                               **ENVELOPE)  # type: ignore[arg-type]  # fmt: skip
+    cases: list[tuple[StageOutcome, str, str]] = [
+        (rendered(), "audio", STAGE_COMPLETED),
+        (rendered("job-1.vo"), "voiceover", STAGE_COMPLETED),
+        (audio_failed, "voiceover", STAGE_FAILED),
+        (video, "video", STAGE_COMPLETED),
+        (merged(), "merge", STAGE_COMPLETED),
+        (merge_failed, "merge", STAGE_FAILED),
+    ]
+    for event, stage, kind in cases:
+        assert (stage_of(event), stage_type(event)) == (stage, kind), event.event_type
+        doc = json.loads(stage_body(event))
+        assert doc["type"] == kind and doc["data"]["job_id"] == "job-1"  # the parent job
+        assert doc["data"]["stage"] == stage and doc["data"]["event_type"] == event.event_type
+        # Names, statuses and codes only: no storage key of any output.
+        raw = stage_body(event).decode()
+        assert "audio/" not in raw and "videos/" not in raw and "renders/" not in raw
+        assert "." not in message_id(event)
+
+
+def test_stage_bodies() -> None:
+    assert json.loads(stage_body(merged())) == {
+        "type": "stage.completed",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "data": {"job_id": "job-1", "stage": "merge", "step": "mux-v1",
+                 "event_type": "merge.completed"},
+    }  # fmt: skip
+    assert "step" not in json.loads(stage_body(merged(step=None)))["data"]
+    voice = {"job_id": "job-1", "stage": "voiceover", "event_type": "audio.rendered"}
+    assert json.loads(stage_body(rendered("job-1.vo")))["data"] == voice
+    failed_merge = MergeFailed(job_id="job-1", error=ERROR, step="concat",
+                               **ENVELOPE)  # type: ignore[arg-type]  # fmt: skip
+    assert json.loads(stage_body(failed_merge))["data"] == {
+        "job_id": "job-1", "stage": "merge", "step": "concat", "event_type": "merge.failed",
+        "error": {"code": "merge_failed", "message": "ffmpeg gave up"}}  # fmt: skip
+
+
+def test_a_stage_outcome_id_is_stable_per_event() -> None:
+    event = merged()
+    again = MergeCompleted.model_validate_json(event.model_dump_json())
+    assert message_id(event) == message_id(again) != message_id(merged())
