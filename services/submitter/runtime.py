@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from pymongo import AsyncMongoClient
 
@@ -16,6 +17,7 @@ from schemas.job import ProductionJobSpec
 from services.common.clips import ClipStore
 from services.common.episodes import EpisodeStore
 from services.common.ffmpeg import FFmpeg
+from services.common.ffmpeg.probe import MediaProbe, probe_any_media
 from services.common.job_store import JobStore
 from services.common.kafka import KafkaEmitter
 from services.common.media_store import MediaStore
@@ -29,7 +31,9 @@ from services.submitter.jobs.guard import JobGuard, Limits
 from services.submitter.jobs.intake import IntakePorts, Submitted, submit_production
 from services.submitter.jobs.stage_jobs import StageJobPorts
 from services.submitter.keys import KeyStore
+from services.submitter.legacy import LegacyAudioIndex, LegacyAudioPorts, MergePorts
 from services.submitter.listener import ResultsListener
+from services.submitter.media import MediaPorts
 from services.submitter.requests import RequestPorts
 from services.submitter.settings import SubmitterSettings
 from services.submitter.waiter import Background, ResultWaiter
@@ -89,6 +93,36 @@ class Runtime:
     def stage_job_ports(self) -> StageJobPorts:
         return StageJobPorts(jobs=self.jobs, emitter=self.emitter)
 
+    def media_ports(self) -> MediaPorts:
+        ffmpeg = self.ffmpeg
+
+        async def probe(path: Path) -> MediaProbe:
+            return await probe_any_media(path, ffmpeg.ffprobe_bin, ffmpeg.timeout_s)
+
+        return MediaPorts(media=self.media, probe=probe)
+
+    def merge_ports(self) -> MergePorts:
+        s = self.settings
+        return MergePorts(
+            requests=self.requests(),
+            media=self.media,
+            bucket=s.s3_bucket,
+            key_prefix=self.media.key_prefix,
+            wait_timeout_s=s.merge_wait_timeout_s,
+            url_expiry_s=s.job_url_expiry_s,
+            admit=self.guard.admit,
+        )
+
+    def legacy_audio_ports(self) -> LegacyAudioPorts:
+        return LegacyAudioPorts(
+            jobs=self.jobs,
+            aliases=LegacyAudioIndex(database(self.mongo, self.settings)),
+            media=self.media,
+            emitter=self.emitter,
+            url_expiry_s=self.settings.job_url_expiry_s,
+            admit=self.guard.admit,
+        )
+
     def episode_ports(self) -> EpisodePorts:
         return EpisodePorts(store=self.episodes, media=self.media, ffmpeg=self.ffmpeg)
 
@@ -128,6 +162,7 @@ async def open_runtime(
             jobs.ensure_indexes(),
             production.ensure_indexes(),
             guard.ensure_indexes(),
+            LegacyAudioIndex(db).ensure_indexes(),
         )
         media = await stack.enter_async_context(MediaStore.from_settings(settings))
         emitter = await stack.enter_async_context(_emitter(settings, client_id))

@@ -21,3 +21,7 @@ class SubmitterSettings(Settings):
     # Callback URLs are https to public addresses; these open that up for local use.
     webhook_allow_http: bool = Field(False, alias="WEBHOOK_ALLOW_HTTP")
     webhook_allow_private: bool = Field(False, alias="WEBHOOK_ALLOW_PRIVATE")
+    # POST /v1/media: the largest upload (streamed to disk, then to S3).
+    media_max_bytes: int = Field(2 * 1024**3, alias="MEDIA_MAX_BYTES", ge=1)
+    # POST /v1/merges: how long a merge may hold its HTTP request open before answering 202.
+    merge_wait_timeout_s: float = Field(30.0, alias="MERGE_WAIT_TIMEOUT_S", ge=0)

@@ -141,7 +141,7 @@ def parse_media_probe(data: dict[str, Any], source: str = "input") -> MediaProbe
         audio_codec=_name(audio, "codec_name"),
         width=_int(video.get("width")) if video else None,
         height=_int(video.get("height")) if video else None,
-        frame_rate=_rate(video.get("avg_frame_rate") or video.get("r_frame_rate"))
+        frame_rate=_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
         if video
         else None,
         sample_rate=_int(audio.get("sample_rate")) if audio else None,

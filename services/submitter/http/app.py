@@ -19,7 +19,7 @@ from schemas.codes import Code
 from services.common.errors import PermanentError, TransientError
 from services.submitter.http import health
 from services.submitter.http.errors import ApiError, error_body, from_validation, status_message
-from services.submitter.http.routes import clips, episodes, jobs
+from services.submitter.http.routes import clips, episodes, jobs, legacy_audio, media, merges
 from services.submitter.runtime import open_runtime
 from services.submitter.settings import SubmitterSettings
 
@@ -53,6 +53,9 @@ def create_api(settings: SubmitterSettings) -> FastAPI:
     app.include_router(episodes.router)
     app.include_router(clips.build_router(settings.clip_max_duration_ms))
     app.include_router(jobs.router)
+    app.include_router(media.router)
+    app.include_router(merges.router)
+    app.include_router(legacy_audio.router)
     app.include_router(health.router)
     return app
 
