@@ -8,16 +8,20 @@ arrives and the upload stops at the first byte over the limit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from schemas.codes import Code
+from services.common.ffmpeg import temp_workdir
+from services.submitter.http.errors import ApiError
 
 if TYPE_CHECKING:
     # Defined for type checkers only.
@@ -210,3 +214,38 @@ def _write(parser: MultipartParser, chunk: bytes) -> None:
         parser.write(chunk)
     except FormParserError as exc:
         raise BadUpload(Code.INVALID_FORM, "the multipart body is malformed") from exc
+
+
+# A form's own bytes (boundaries, headers, other fields) beyond its file, at most.
+FORM_OVERHEAD_MAX = 1024 * 1024
+
+
+@contextlib.asynccontextmanager
+async def received_file(
+    request: Request, *, limit: int, workdir_prefix: str, empty_code: str
+) -> AsyncIterator[tuple[ReceivedForm, ReceivedFile]]:
+    """The multipart form of ``request`` with its ``file`` field, streamed to a scratch
+    directory (removed afterwards) and refused at the first byte over ``limit``: every
+    upload route's errors in one place (413, the form's own 422s, a missing or empty file)."""
+    content_type = request.headers.get("content-type", "")
+    declared = request.headers.get("content-length", "")
+    # Refused before a byte is read when the client says up front it is too big.
+    if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD_MAX:
+        raise _too_large(limit)
+    async with temp_workdir(prefix=workdir_prefix) as workdir:
+        try:
+            form = await receive_form(content_type, request.stream(), workdir, max_file_bytes=limit)
+        except UploadTooLarge:
+            raise _too_large(limit) from None
+        except BadUpload as exc:
+            raise ApiError(exc.code, exc.message, param=exc.param) from None
+        upload = form.files.get("file")
+        if upload is None:
+            raise ApiError(Code.MISSING_FILE, "the form has no 'file' field", param="file")
+        if upload.size == 0:
+            raise ApiError(empty_code, "the uploaded file is empty", param="file")
+        yield form, upload
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(Code.TOO_LARGE, f"the upload exceeds {limit} bytes", param="file")

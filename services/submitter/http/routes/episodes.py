@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from schemas.codes import Code
 from services.common.clip_rules import EpisodeNotFound
 from services.common.episodes import Episode, EpisodeExists
-from services.common.ffmpeg import NotMediaError, temp_workdir
+from services.common.ffmpeg import NotMediaError
 from services.common.keys import InvalidKeyPart
 from services.common.media_store import ObjectNotFound
 from services.common.registration import ForeignObject
@@ -26,7 +26,7 @@ from services.submitter.http.models import (
     RegisterS3Request,
     RegisterUploadForm,
 )
-from services.submitter.http.upload import BadUpload, UploadTooLarge, receive_form
+from services.submitter.http.upload import received_file
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/episodes", tags=["episodes"])
@@ -34,8 +34,6 @@ router = APIRouter(prefix="/v1/episodes", tags=["episodes"])
 NOT_AUDIO = "not an audio file: unreadable as audio, no audio stream, or has a video stream"
 
 JSON_BODY_MAX = 64 * 1024
-# Boundaries, part headers and the small form fields around the file.
-FORM_OVERHEAD_MAX = 1024 * 1024
 
 _REGISTER_BODY: dict[str, Any] = {
     "requestBody": {
@@ -156,23 +154,10 @@ def episode_out(episode: Episode) -> EpisodeOut:
 async def _from_upload(
     request: Request, content_type: str, tenant: str, runtime: RuntimeDep
 ) -> Episode:
-    limit = runtime.settings.upload_max_bytes
-    declared = request.headers.get("content-length", "")
-    # Refused before a byte is read when the client says up front it is too big.
-    if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD_MAX:
-        raise _too_large(limit)
-    async with temp_workdir(prefix="tapedeck-upload-") as workdir:
-        try:
-            form = await receive_form(content_type, request.stream(), workdir, max_file_bytes=limit)
-        except UploadTooLarge:
-            raise _too_large(limit) from None
-        except BadUpload as exc:
-            raise ApiError(exc.code, exc.message, param=exc.param) from None
-        upload = form.files.get("file")
-        if upload is None:
-            raise ApiError(Code.MISSING_FILE, "the form has no 'file' field", param="file")
-        if upload.size == 0:
-            raise ApiError(Code.NOT_AUDIO, "the uploaded file is empty", param="file")
+    async with received_file(
+        request, limit=runtime.settings.upload_max_bytes, workdir_prefix="tapedeck-upload-",
+        empty_code=Code.NOT_AUDIO,
+    ) as (form, upload):  # fmt: skip
         return await register_upload(
             runtime.episode_ports(),
             tenant,
@@ -180,10 +165,6 @@ async def _from_upload(
             upload.filename,
             form.fields.get("episode_id") or None,
         )
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(Code.TOO_LARGE, f"the upload exceeds {limit} bytes", param="file")
 
 
 def _body_error(exc: ValidationError) -> ApiError:

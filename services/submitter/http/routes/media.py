@@ -11,11 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from schemas.codes import Code
-from services.common.ffmpeg import NotMediaError, temp_workdir
+from services.common.ffmpeg import NotMediaError
 from services.submitter.http.deps import RuntimeDep, Tenant
 from services.submitter.http.errors import ApiError
 from services.submitter.http.models import ErrorResponse
-from services.submitter.http.upload import BadUpload, UploadTooLarge, receive_form
+from services.submitter.http.upload import received_file
 from services.submitter.media import CONTAINERS, StoredMedia, store_upload
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,9 @@ NOT_MEDIA = (
     "not a media file: ffprobe cannot read it, it has no video or audio stream, no "
     "duration, or its container is not one of: " + ", ".join(sorted(CONTAINERS))
 )
+# The upload's own name is echoed, cut to this many characters.
+FILENAME_MAX = 255
 # Boundaries, part headers and any small form fields around the file.
-FORM_OVERHEAD_MAX = 1024 * 1024
 
 
 class MediaUploadForm(BaseModel):
@@ -109,23 +110,10 @@ async def upload_media(request: Request, tenant: Tenant, runtime: RuntimeDep) ->
         raise ApiError(
             Code.UNSUPPORTED_MEDIA_TYPE, "send multipart/form-data with the file in field 'file'"
         )
-    limit = runtime.settings.media_max_bytes
-    declared = request.headers.get("content-length", "")
-    # Refused before a byte is read when the client says up front it is too big.
-    if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD_MAX:
-        raise _too_large(limit)
-    async with temp_workdir(prefix="tapedeck-media-") as workdir:
-        try:
-            form = await receive_form(content_type, request.stream(), workdir, max_file_bytes=limit)
-        except UploadTooLarge:
-            raise _too_large(limit) from None
-        except BadUpload as exc:
-            raise ApiError(exc.code, exc.message, param=exc.param) from None
-        upload = form.files.get("file")
-        if upload is None:
-            raise ApiError(Code.MISSING_FILE, "the form has no 'file' field", param="file")
-        if upload.size == 0:
-            raise ApiError(Code.NOT_MEDIA, "the uploaded file is empty", param="file")
+    async with received_file(
+        request, limit=runtime.settings.media_max_bytes, workdir_prefix="tapedeck-media-",
+        empty_code=Code.NOT_MEDIA,
+    ) as (_, upload):  # fmt: skip
         try:
             stored = await store_upload(runtime.media_ports(), tenant, upload.path, upload.filename)
         except NotMediaError as exc:
@@ -142,7 +130,7 @@ def media_out(stored: StoredMedia) -> MediaOut:
         s3_key=stored.s3_key,
         size_bytes=stored.size_bytes,
         content_type=stored.content_type,
-        filename=stored.filename,
+        filename=stored.filename[:FILENAME_MAX] if stored.filename else None,
         format_name=p.format_name,
         duration_ms=p.duration_ms or 0,
         has_video=p.has_video,
@@ -156,7 +144,3 @@ def media_out(stored: StoredMedia) -> MediaOut:
         channels=p.channels,
         bit_rate=p.bit_rate,
     )
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(Code.TOO_LARGE, f"the upload exceeds {limit} bytes", param="file")
