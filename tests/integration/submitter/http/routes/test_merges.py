@@ -71,24 +71,31 @@ async def fake_merger(
     results = TOPICS.merge_results.full_name(settings.topic_prefix)
     await consumer.start()
 
+    stop = asyncio.Event()
+
     async def serve() -> None:
-        async for record in consumer:
-            event = decode_event(record.value or b"")
-            assert isinstance(event, MergeRequested)
-            seen.append(event)
-            await recorder.started(Stage.MERGE, event)
-            result = answer(event)
-            failed = isinstance(result, MergeFailed)
-            await recorder.finished(Stage.MERGE, event, [result], failed)
-            await produce(settings, results, [encode_event(result)], key=event.job_id.encode())
+        # Polls rather than iterates, and is stopped rather than cancelled: a cancel that
+        # lands inside a producer's stop() can leave it waiting forever.
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                for record in records:
+                    event = decode_event(record.value or b"")
+                    assert isinstance(event, MergeRequested)
+                    seen.append(event)
+                    await recorder.started(Stage.MERGE, event)
+                    result = answer(event)
+                    failed = isinstance(result, MergeFailed)
+                    await recorder.finished(Stage.MERGE, event, [result], failed)
+                    await produce(settings, results, [encode_event(result)],
+                                  key=event.job_id.encode())  # fmt: skip
 
     task = asyncio.create_task(serve())
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stop.set()
+        await asyncio.wait_for(task, 30)
         await consumer.stop()
         await mongo.close()
 
