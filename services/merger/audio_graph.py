@@ -94,7 +94,10 @@ def soundtrack(music: int, voice: int | None, plan: SyncPlan, layout: str) -> tu
     chains += [
         f"{normalise(f'[{voice}:a:0]', rate, layout)},{fit(plan.target_ms)},asplit=2[vkey][vmix]",
         f"[music][vkey]sidechaincompress={DUCK}[ducked]",
-        "[ducked][vmix]amix=inputs=2:duration=first:normalize=0[mixed]",
+        # amix leaves its output's channel layout unset, and the encoder (or loudnorm after
+        # it) cannot negotiate one: state it.
+        f"[ducked][vmix]amix=inputs=2:duration=first:normalize=0,"
+        f"aformat=sample_fmts=fltp:channel_layouts={layout}[mixed]",
     ]
     return chains, "mixed"
 

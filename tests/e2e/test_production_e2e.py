@@ -238,9 +238,16 @@ async def test_production_jobs_end_to_end(
                     "job_kind": "production",
                     "prompt": "a calm sea",
                     "scenes": [
-                        {"prompt": f"scene {n}", "duration_s": SCENE_S, "video": k}
+                        {
+                            "prompt": f"scene {n}",
+                            "duration_s": SCENE_S,
+                            "video": k,
+                            "text": f"Line {n}.",
+                        }
                         for n, k in enumerate(keys)
                     ],
+                    # A voiceover ducks the music and is mixed in before loudness.
+                    "feature": {"voiceover": True},
                     "callback_url": f"{hook_url}/hook",
                 }
                 # -- the main job, submitted twice with one key, and once with another body
