@@ -234,18 +234,19 @@ async def test_production_jobs_end_to_end(
         with running(settings, tmp_path, MODULES, **services_env) as base:
             headers = {"Authorization": f"Bearer {acme['key']}"}
             async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
-                spec = {
+                scenes: list[dict[str, Any]] = [
+                    {
+                        "prompt": f"scene {n}",
+                        "duration_s": SCENE_S,
+                        "video": k,
+                        "text": f"Line {n}.",
+                    }
+                    for n, k in enumerate(keys)
+                ]
+                spec: dict[str, Any] = {
                     "job_kind": "production",
                     "prompt": "a calm sea",
-                    "scenes": [
-                        {
-                            "prompt": f"scene {n}",
-                            "duration_s": SCENE_S,
-                            "video": k,
-                            "text": f"Line {n}.",
-                        }
-                        for n, k in enumerate(keys)
-                    ],
+                    "scenes": scenes,
                     # A voiceover ducks the music and is mixed in before loudness.
                     "feature": {"voiceover": True},
                     "callback_url": f"{hook_url}/hook",
@@ -305,7 +306,7 @@ async def test_production_jobs_end_to_end(
                 mixed = {
                     **spec,
                     "scenes": [
-                        *spec["scenes"][:1],
+                        *scenes[:1],
                         {"prompt": "odd", "duration_s": SCENE_S, "video": "ingest/acme/odd.mp4"},
                     ],
                     "feature": {"audio": False},
