@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 
 from services.submitter.http.deps import RuntimeDep, Tenant
 from services.submitter.http.errors import bounded
+from services.submitter.http.json_numbers import IntegralNumbersRoute
 from services.submitter.http.models import PLAIN_ID_SCHEMA, ErrorResponse
-from services.submitter.http.routes.merges import Utf8JsonRoute
 from services.submitter.legacy import (
     GenerateScenesRequest,
     LegacyAudio,
@@ -25,7 +25,7 @@ from services.submitter.legacy import (
 )
 
 router = APIRouter(
-    prefix="/api/v3/audio", tags=["audio (MusicGen workflow)"], route_class=Utf8JsonRoute
+    prefix="/api/v3/audio", tags=["audio (MusicGen workflow)"], route_class=IntegralNumbersRoute
 )
 
 

@@ -27,7 +27,6 @@ NOT_MEDIA = (
 )
 # The upload's own name is echoed, cut to this many characters.
 FILENAME_MAX = 255
-# Boundaries, part headers and any small form fields around the file.
 
 
 class MediaUploadForm(BaseModel):

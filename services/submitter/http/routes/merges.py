@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
@@ -18,6 +15,7 @@ from schemas.codes import Code
 from services.submitter.http.deps import RuntimeDep, Tenant
 from services.submitter.http.errors import ApiError, bounded, from_failure
 from services.submitter.http.job_models import JobStatus
+from services.submitter.http.json_numbers import IntegralNumbersRoute
 from services.submitter.http.models import (
     PLAIN_ID_SCHEMA,
     S3_KEY_DOT_SEGMENT,
@@ -213,33 +211,8 @@ class MergeRequest(BaseModel):
     )
 
 
-class _Utf8JsonRequest(Request):
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            body = await self.body()
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                # What FastAPI answers for JSON it cannot read (422), not a bare 400.
-                raise json.JSONDecodeError("the body is not UTF-8", "", exc.start) from exc
-            self._json = json.loads(text)
-        return self._json
-
-
-class Utf8JsonRoute(APIRoute):
-    """A route whose JSON body must be UTF-8 (RFC 8259): other bytes are invalid JSON,
-    answered 422 like any other, where FastAPI would answer a bare 400."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            return await handler(_Utf8JsonRequest(request.scope, request.receive))
-
-        return route
-
-
-router = APIRouter(prefix="/v1/merges", tags=["merges"], route_class=Utf8JsonRoute)
+# IntegralNumbersRoute: a body that is not UTF-8 is malformed JSON (422), not a bare 400.
+router = APIRouter(prefix="/v1/merges", tags=["merges"], route_class=IntegralNumbersRoute)
 
 
 @router.post(

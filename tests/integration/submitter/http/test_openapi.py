@@ -37,7 +37,7 @@ from tests.integration.submitter.kit import make_tone, running_api
 ROOT = Path(__file__).resolve().parents[4]
 # The audio file the CLI uploads where the schema asks for audio/*.
 AUDIO_ENV = "TAPEDECK_OPENAPI_AUDIO"
-RUN_TIMEOUT_S = 240
+RUN_TIMEOUT_S = 480  # five more operations made it 2-3 min under load
 
 # Refusals of schema-valid requests that no schema can rule out, by operation: each
 # depends on data, not on the request's shape, and each operation's 422 says so.
