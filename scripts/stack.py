@@ -31,7 +31,14 @@ KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 FERRETDB_VERSION = "v1.24.2"
 VERSITYGW_VERSION = "v1.7.0"
-APT_TOOLS = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "espeak-ng": "espeak-ng", "sox": "sox"}
+APT_TOOLS = {
+    "ffmpeg": "ffmpeg",
+    "ffprobe": "ffmpeg",
+    "espeak-ng": "espeak-ng",
+    "sox": "sox",
+    # The console's browser tests drive it (Playwright cannot download its own here).
+    "chromium": "chromium",
+}
 
 
 def env(name: str, default: str) -> str:

@@ -20,6 +20,7 @@ from services.common.kafka import KafkaEmitter
 from services.common.ledger import MongoLedger
 from services.common.media_store import MediaStore
 from services.common.mongo import Doc, open_database
+from services.common.obs import stats
 from services.common.retry import RetryPolicy
 from services.common.settings import Settings
 from services.common.stage import FailureFactory, Handler, InvalidAnswer, StageRunner
@@ -80,6 +81,8 @@ async def open_stage_adapters(
     jobs, ledger, checkpoints = JobStore(db), MongoLedger(db), MongoCheckpoints(db)
     for ensure in (jobs.ensure_indexes, ledger.ensure_indexes, checkpoints.ensure_indexes):
         await ensure()
+    # Provider calls and cache look-ups, counted for the console's last hour.
+    await stack.enter_async_context(stats.recording(db))
     emitter = await stack.enter_async_context(KafkaEmitter(settings, client_id))
     media = await stack.enter_async_context(MediaStore.from_settings(settings))
     return StageAdapters(settings, db, emitter, media, jobs, ledger, checkpoints)

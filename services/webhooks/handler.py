@@ -26,6 +26,8 @@ from typing import Protocol
 from schemas import Event
 from schemas.names import parent_job_id
 from services.common.callbacks import CallbackRefused
+from services.common.obs import metrics, trace
+from services.common.obs.logs import bind
 from services.common.ports import Clock
 from services.common.redact import redact
 from services.webhooks.plan import (
@@ -49,6 +51,9 @@ from services.webhooks.plan import (
 from services.webhooks.signing import headers
 
 log = logging.getLogger(__name__)
+
+# The metric's outcome words (deploy/observability's rules and panels use them).
+_METRIC_OUTCOME = {SENT: "delivered", RETRYING: "retry", GAVE_UP: "failed", NOT_SENT: "refused"}
 
 USER_AGENT = "Tapedeck-Webhooks/1"
 NO_SECRET = "no_signing_secret"
@@ -144,8 +149,10 @@ class WebhookHandler:
                         event.event_type, event.job_id)  # fmt: skip
             return None
         now = self._now()
+        ctx = trace.current()
         delivery = Delivery(message_id(event), job_id, event.tenant_id, kind, str(url), payload,
-                            now, self._schedule.deadline(now))  # fmt: skip
+                            now, self._schedule.deadline(now),
+                            traceparent=ctx.header() if ctx is not None else None)  # fmt: skip
         if not await self._book.add(delivery):
             return None
         return delivery.msg_id
@@ -159,6 +166,15 @@ class WebhookHandler:
         delivery = await self._book.claim(msg_id, self._now(), self._lease)
         if delivery is None:
             return None
+        # The attempt is a span in the outcome's trace; its request names it to the receiver.
+        with (
+            trace.use(trace.start(delivery.traceparent)),
+            bind(job_id=delivery.job_id, tenant=delivery.tenant_id),
+        ):
+            return await self._attempt(delivery)
+
+    async def _attempt(self, delivery: Delivery) -> Attempt:
+        msg_id = delivery.msg_id
         n = delivery.attempts + 1
         try:
             await self._check_url(delivery.url)
@@ -183,7 +199,8 @@ class WebhookHandler:
         self, delivery: Delivery, secrets: list[str], at: datetime
     ) -> tuple[int | None, str | None, int]:
         signed = headers(secrets, delivery.msg_id, int(at.timestamp()), delivery.body)
-        sent = {"content-type": "application/json", "user-agent": USER_AGENT, **signed}
+        sent = {"content-type": "application/json", "user-agent": USER_AGENT, **signed,
+                **trace.http_headers()}  # fmt: skip
         start = self._clock()
         try:
             status: int | None = await self._send(delivery.url, sent, delivery.body)
@@ -213,6 +230,7 @@ class WebhookHandler:
         return replace(tried, next_at=next_at)
 
     async def _settle(self, delivery: Delivery, attempt: Attempt) -> Attempt:
+        metrics.WEBHOOK_DELIVERIES.labels(_METRIC_OUTCOME.get(attempt.outcome, "failed")).inc()
         if not await self._book.settle(delivery, attempt):
             log.warning("webhook %s: attempt %d was recorded by another worker",
                         delivery.msg_id, attempt.attempt)  # fmt: skip

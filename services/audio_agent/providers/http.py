@@ -48,6 +48,7 @@ from pydantic import SecretStr
 from schemas.codes import Code
 from services.audio_agent.providers.base import ProviderError, ProviderRejected
 from services.audio_agent.settings import AudioAgentSettings
+from services.common.obs import metrics
 from services.common.redact import redact
 
 log = logging.getLogger(__name__)
@@ -385,12 +386,18 @@ class ProviderHttp:
             params=params,
             timeout=self.policy.timeout(read_timeout_s),
         )
+        started = time.perf_counter()
         try:
             response = await self.client.send(request, stream=True)
         except httpx.TransportError as exc:
+            status = "timeout" if isinstance(exc, httpx.TimeoutException) else "error"
+            metrics.observe_provider(self.provider, method, status, time.perf_counter() - started)
             raise _Retry(
                 self._transport_error(exc, what), resend_safe=isinstance(exc, _UNSENT)
             ) from exc
+        metrics.observe_provider(
+            self.provider, method, str(response.status_code), time.perf_counter() - started
+        )
         try:
             if not response.is_success:
                 failure = await self._failure(response)

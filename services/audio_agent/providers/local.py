@@ -46,6 +46,7 @@ from services.audio_agent.providers.base import (
 )
 from services.common.errors import PermanentError
 from services.common.ffmpeg import FFmpeg, FFmpegError, FFmpegTimeout, media_path, runner
+from services.common.obs import metrics
 
 __all__ = [
     "MAX_DURATION_S",
@@ -632,6 +633,7 @@ class LocalProvider:
         if on_status is not None:
             await on_status("running", None)
         dest = Path(dest)
+        started, status = time.perf_counter(), "error"
         try:
             if request.kind == "music":
                 plan = plan_music(request)
@@ -643,10 +645,14 @@ class LocalProvider:
             else:
                 await self._voiceover(request, dest, deadline)
                 state = None
+            status = "ok"
         except BaseException:
             with contextlib.suppress(OSError):
                 dest.unlink(missing_ok=True)
             raise
+        finally:
+            # Counted like a remote provider's call, so the console compares them.
+            metrics.observe_provider(NAME, "render", status, time.perf_counter() - started)
         return Generated(
             path=dest, content_type=CONTENT_TYPES[request.format], continuation_state=state
         )

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from services.common.errors import PermanentError, TransientError
+from services.common.obs import metrics
 
 __all__ = [
     "STDERR_LIMIT",
@@ -215,6 +216,12 @@ async def _timed_out(
 # -- running --------------------------------------------------------------------------------------
 
 
+def _observe(argv: Sequence[str], outcome: str, started: float) -> None:
+    # The tool's name only (ffmpeg, ffprobe, espeak-ng): a path would split the series.
+    tool = os.path.basename(argv[0]) if argv else "unknown"
+    metrics.ffmpeg(tool, outcome, time.monotonic() - started)
+
+
 async def run(
     argv: Sequence[str], timeout_s: float, *, capture_stdout: bool = False
 ) -> FFmpegResult:
@@ -232,12 +239,14 @@ async def run(
             stderr = await asyncio.shield(stderr_task)
     except TimeoutError:
         stdout_task.cancel()
+        _observe(argv, "timeout", started)
         raise await _timed_out(proc, argv, timeout_s, stderr_task) from None
     except BaseException:
         await asyncio.shield(_kill(proc))
         stdout_task.cancel()
         stderr_task.cancel()
         raise
+    _observe(argv, "ok" if returncode == 0 else "error", started)
     return FFmpegResult(
         argv=tuple(argv),
         returncode=returncode,
@@ -284,11 +293,13 @@ async def stream_lines(argv: Sequence[str], timeout_s: float) -> AsyncIterator[L
             returncode = await proc.wait()
             stderr = await asyncio.shield(stderr_task)
     except TimeoutError:
+        _observe(argv, "timeout", started)
         raise await _timed_out(proc, argv, timeout_s, stderr_task) from None
     except BaseException:
         await asyncio.shield(_kill(proc))
         stderr_task.cancel()
         raise
+    _observe(argv, "ok" if returncode == 0 else "error", started)
     lines.result = FFmpegResult(
         argv=tuple(argv),
         returncode=returncode,
