@@ -1,17 +1,19 @@
 """Health check of a Tapedeck container: the image's HEALTHCHECK, compose's health checks
 and the Kubernetes exec probes of the workers all run this.
 
-Usage: python /app/deploy/docker/healthcheck.py [MODULE]
+Usage: python /app/deploy/docker/healthcheck.py [MODULE] [--ready]
 
 MODULE (``services.clipper``, ...) defaults to the module the container's main process
 runs (``python -m MODULE``, read from /proc/1/cmdline). Exit 0 healthy, 1 not.
 
 - ``services.submitter``: ``GET /readyz`` on ``API_PORT``: 200 once MongoDB, Kafka (the
   results listener) and S3 answer.
-- the Faust workers: ``GET /`` on the worker's web port setting (``CLIPPER_WEB_PORT``,
-  ...): Faust's web server, which listens on 127.0.0.1 only (so probes run inside the
-  container) and answers while the worker's event loop runs. A worker started without
-  its web port setting has nothing to ask: then only the process is checked.
+- the Faust workers: on the worker's web port setting (``CLIPPER_WEB_PORT``, ...),
+  ``GET /healthz`` (liveness and start-up: the event loop runs and the consumer has not
+  stalled, which a restart cures) or, with ``--ready``, ``GET /readyz`` (MongoDB, Kafka
+  and S3 answer too). The server listens on ``WEB_BIND`` (127.0.0.1 unless Prometheus
+  scrapes the pod), so probes run inside the container. A worker started without its
+  web port setting has nothing to ask: then only the process is checked.
 - anything else (``services.topics``): healthy while it runs.
 """
 
@@ -45,11 +47,12 @@ def main_module(cmdline_path: str = "/proc/1/cmdline") -> str | None:
     return None
 
 
-def url_for(module: str | None, environ: dict[str, str]) -> str | None:
+def url_for(module: str | None, environ: dict[str, str], *, ready: bool = False) -> str | None:
     if module == SUBMITTER:
         return f"http://127.0.0.1:{environ.get('API_PORT') or '8080'}/readyz"
     port = environ.get(WEB_PORT.get(module or "", ""), "")
-    return f"http://127.0.0.1:{port}/" if port else None
+    path = "/readyz" if ready else "/healthz"
+    return f"http://127.0.0.1:{port}{path}" if port else None
 
 
 def check(url: str) -> str | None:
@@ -64,8 +67,10 @@ def check(url: str) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    module = argv[0] if argv else main_module()
-    url = url_for(module, dict(os.environ))
+    ready = "--ready" in argv
+    args = [a for a in argv if a != "--ready"]
+    module = args[0] if args else main_module()
+    url = url_for(module, dict(os.environ), ready=ready)
     if url is None:
         print(f"{module or 'this process'}: no health endpoint; the process runs")
         return 0

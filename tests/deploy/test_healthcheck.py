@@ -19,8 +19,10 @@ hc = load_script(ROOT / "deploy" / "docker" / "healthcheck.py", "tapedeck_health
 
 class _Handler(BaseHTTPRequestHandler):
     status = 200
+    paths: list[str]
 
     def do_GET(self) -> None:
+        self.paths.append(self.path)
         self.send_response(self.status)
         self.end_headers()
         self.wfile.write(b'{"status": "OK"}')
@@ -31,7 +33,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[HTTPServer]:
-    srv = HTTPServer(("127.0.0.1", 0), type("H", (_Handler,), {}))
+    srv = HTTPServer(("127.0.0.1", 0), type("H", (_Handler,), {"paths": []}))
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -51,7 +53,9 @@ def test_main_module_comes_from_the_main_process(tmp_path: Path) -> None:
 def test_urls() -> None:
     assert hc.url_for("services.submitter", {"API_PORT": "9000"}) == "http://127.0.0.1:9000/readyz"
     assert hc.url_for("services.submitter", {}) == "http://127.0.0.1:8080/readyz"
-    assert hc.url_for("services.clipper", {"CLIPPER_WEB_PORT": "6066"}) == "http://127.0.0.1:6066/"
+    web = {"CLIPPER_WEB_PORT": "6066"}
+    assert hc.url_for("services.clipper", web) == "http://127.0.0.1:6066/healthz"
+    assert hc.url_for("services.clipper", web, ready=True) == "http://127.0.0.1:6066/readyz"
     assert hc.url_for("services.clipper", {"MERGER_WEB_PORT": "6066"}) is None
     assert hc.url_for("services.topics", {}) is None
     assert hc.url_for(None, {}) is None
@@ -61,8 +65,11 @@ def test_healthy_unhealthy_and_down(server: HTTPServer, monkeypatch: pytest.Monk
     port = server.server_address[1]
     monkeypatch.setenv("CLIPPER_WEB_PORT", str(port))
     assert hc.main(["services.clipper"]) == 0
+    assert hc.main(["services.clipper", "--ready"]) == 0
+    assert server.RequestHandlerClass.paths[-2:] == ["/healthz", "/readyz"]  # type: ignore[attr-defined]
     server.RequestHandlerClass.status = 503  # type: ignore[attr-defined]
     assert hc.main(["services.clipper"]) == 1
+    assert hc.main(["services.clipper", "--ready"]) == 1
     monkeypatch.setenv("CLIPPER_WEB_PORT", "1")  # nothing listens there
     assert hc.main(["services.clipper"]) == 1
     monkeypatch.delenv("CLIPPER_WEB_PORT")

@@ -48,16 +48,17 @@ class Progress:
     clock: Callable[[], float] = time.monotonic
     started: float = field(default=-1.0)
     last: float = field(default=-1.0)
-    _in_flight: dict[int, float] = field(default_factory=dict)
+    # token -> (started, that event's deadline in seconds, or None for the default)
+    _in_flight: dict[int, tuple[float, float | None]] = field(default_factory=dict)
     _tokens: itertools.count[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
         now = self.clock()
         self.started = self.last = now
 
-    def begin(self) -> int:
+    def begin(self, deadline_s: float | None = None) -> int:
         token = next(self._tokens)
-        self._in_flight[token] = self.clock()
+        self._in_flight[token] = (self.clock(), deadline_s)
         return token
 
     def end(self, token: int, stage: str | None = None) -> None:
@@ -72,7 +73,16 @@ class Progress:
     def oldest_in_flight_s(self) -> float | None:
         if not self._in_flight:
             return None
-        return self.clock() - min(self._in_flight.values())
+        return self.clock() - min(start for start, _ in self._in_flight.values())
+
+    def within_deadline(self, default_deadline_s: float, grace_s: float) -> bool:
+        """Whether an event in hand is still within its deadline (plus ``grace_s``): a
+        handler still at work is progress, a hung one past its deadline is not."""
+        now = self.clock()
+        return any(
+            now - start <= (deadline if deadline is not None else default_deadline_s) + grace_s
+            for start, deadline in self._in_flight.values()
+        )
 
     def idle_s(self) -> float:
         return self.clock() - self.last
@@ -87,7 +97,8 @@ def consumer_verdict(
     rebalancing_s: float | None = None,
 ) -> str:
     """``ok``, or why the consumer is not doing its work. ``lag`` covers the partitions
-    assigned to this worker only: another worker's backlog is not this one's stall."""
+    assigned to this worker only: another worker's backlog is not this one's stall.
+    ``deadline_s`` applies to events begun without a deadline of their own."""
     if rebalancing_s is not None and rebalancing_s > window_s:
         return f"stalled: rebalancing for {rebalancing_s:.0f}s"
     waiting = sum(n for n in lag.values() if n > 0)
@@ -95,9 +106,8 @@ def consumer_verdict(
         return OK
     if progress.idle_s() <= window_s:
         return OK
-    oldest = progress.oldest_in_flight_s()
-    if oldest is not None and oldest <= deadline_s + window_s:
-        return OK  # one long event in hand, still within its deadline
+    if progress.within_deadline(deadline_s, window_s):
+        return OK  # a long event in hand, still within its deadline
     return (
         f"stalled: {waiting} records waiting on {sum(1 for n in lag.values() if n > 0)} "
         f"partition(s), no progress for {progress.idle_s():.0f}s"

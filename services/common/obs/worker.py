@@ -61,6 +61,7 @@ class WorkerHealth:
         self._offsets: AIOKafkaConsumer | None = None
         self._rebalance_started: float | None = None
         self.last_verdict = OK
+        self._lag_labels: set[tuple[str, str, str]] = set()
 
     # -- the probes' own clients, opened on first use and kept ------------------------
 
@@ -109,11 +110,20 @@ class WorkerHealth:
         assert self._admin is not None and self._offsets is not None
         tps = self.assigned()
         if not tps:
+            for gone in self._lag_labels:
+                metrics.CONSUMER_LAG.remove(*gone)
+            self._lag_labels = set()
             return {}
         ends = await self._offsets.end_offsets(tps)
         starts = await self._offsets.beginning_offsets(tps)
         committed = await self._admin.list_consumer_group_offsets(self.group_id, partitions=tps)
         lag: dict[tuple[str, int], int] = {}
+        labels = {(self.group_id, tp.topic, str(tp.partition)) for tp in tps}
+        # A partition a rebalance took away is another worker's now: its last value here
+        # would read as lag that never moves.
+        for gone in self._lag_labels - labels:
+            metrics.CONSUMER_LAG.remove(*gone)
+        self._lag_labels = labels
         for tp in tps:
             meta = committed.get(tp)
             # Never committed: the group starts at the earliest offset (auto_offset_reset).

@@ -63,6 +63,16 @@ def test_an_event_in_hand_counts_until_its_deadline_has_passed() -> None:
     assert verdict(progress, {("t", 0): 4}) == OK
 
 
+def test_an_event_with_its_own_deadline_is_judged_by_it() -> None:
+    clock = Clock()
+    progress = Progress(clock)
+    progress.begin(deadline_s=3600)  # an audio job may take an hour
+    clock.now += 3000
+    assert verdict(progress, {("t", 0): 1}) == OK
+    clock.now += 661
+    assert verdict(progress, {("t", 0): 1}).startswith("stalled")
+
+
 def test_a_rebalance_longer_than_the_window_is_not_ready() -> None:
     progress = Progress(Clock())
     assert verdict(progress, {}, rebalancing_s=30) == OK
