@@ -33,7 +33,7 @@ lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy schemas services tests
-	.venv/bin/mypy scripts/services.py scripts/demo.py scripts/production_demo.py scripts/kustomize.py scripts/gen_k8s_topics.py
+	.venv/bin/mypy scripts/services.py scripts/demo.py scripts/production_demo.py scripts/kustomize.py scripts/gen_k8s_topics.py scripts/promtool.py scripts/gen_monitoring.py
 
 schemas: venv
 	$(PY) -m schemas.export

@@ -196,11 +196,14 @@ def test_probes_ask_what_each_service_exposes(rendered: dict[str, list[Doc]], ov
                 ports = {pt["name"]: pt["containerPort"] for pt in c["ports"]}
                 assert ports[p["httpGet"]["port"]] == int(env["API_PORT"])
             else:
-                # Faust's web server listens on 127.0.0.1: the probe runs inside the pod.
+                # The worker's web server listens on WEB_BIND (loopback by default): the
+                # probe runs inside the pod. Readiness asks /readyz, the others /healthz.
+                ready = ["--ready"] if probe == "readinessProbe" else []
                 assert p["exec"]["command"] == [
                     "python",
                     IMAGE_HEALTHCHECK,
                     module,
+                    *ready,
                 ], (name, probe)
         if name == SUBMITTER:
             # Readiness follows the dependencies; liveness must not (an outage of MongoDB
@@ -261,7 +264,21 @@ def test_network_policies(rendered: dict[str, list[Doc]], overlay: str) -> None:
         if not name.startswith("job/"):
             assert {27017, 9000} <= ports, name
         ingress = [rule for p in mine for rule in p["spec"].get("ingress", [])]
-        assert bool(ingress) == (name == SUBMITTER), name
+        # Besides the API's traffic, only scrapes from the monitoring namespace, on the
+        # named metrics ports.
+        scrapes = [r for r in ingress if _from_monitoring(r)]
+        for rule in scrapes:
+            assert {pt["port"] for pt in rule["ports"]} <= {"metrics", "http"}, rule
+        assert bool([r for r in ingress if r not in scrapes]) == (name == SUBMITTER), name
+        if overlay == "prod" and not name.startswith("job/"):
+            assert scrapes, f"{name}: Prometheus cannot scrape it"
+
+
+def _from_monitoring(rule: Doc) -> bool:
+    return bool(rule.get("from")) and all(
+        peer.get("namespaceSelector", {}).get("matchLabels") == {"tapedeck.io/monitoring": "true"}
+        for peer in rule.get("from", [])
+    )
 
 
 # ---------------------------------------------------------------- autoscaling
@@ -374,13 +391,14 @@ def test_prod_has_api_ingress_dashboard_and_alerts(rendered: dict[str, list[Doc]
     ]
     (body,) = dashboard["data"].values()
     board = json.loads(body)
-    assert "first version" in board["title"].lower() and len(board["panels"]) >= 4
+    # Its content is deploy/observability's (tests/deploy/test_observability.py).
+    assert board["uid"] == "tapedeck-overview" and len(board["panels"]) >= 4
     exprs = " ".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
     (rule,) = of_kind(docs, "PrometheusRule")
     alerts = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
     for metric in (
         "kafka_consumergroup_lag",
-        "kafka_topic_partition_current_offset",
+        "tapedeck_dead_letters_total",
         "tapedeck_stage_outcomes_total",
     ):
         assert metric in exprs and any(metric in e for e in alerts.values()), metric
