@@ -6,7 +6,7 @@ import argparse
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from services.cli.args import positive
+from services.cli.args import json_option, positive
 
 if TYPE_CHECKING:
     from services.cli.args import Subcommands
@@ -22,12 +22,14 @@ def add_commands(groups: Subcommands) -> None:
     warm.add_argument(
         "--wait-s", type=positive(float), default=60.0, help="how long to wait for the cuts"
     )
+    json_option(warm)
     warm.set_defaults(command=warm_cache)
 
 
 async def warm_cache(args: argparse.Namespace) -> int:
     from schemas import TOPICS
-    from services.cli.warming import summary, warm
+    from services.cli.output import print_json
+    from services.cli.warming import as_json, summary, warm
     from services.common.kafka import ensure_topics
     from services.submitter.runtime import open_runtime
     from services.submitter.settings import SubmitterSettings
@@ -37,6 +39,9 @@ async def warm_cache(args: argparse.Namespace) -> int:
     async with open_runtime(settings, client_id="tapedeck-cli") as runtime:
         ranges = await runtime.clips.most_requested(timedelta(hours=args.hours), args.top)
         results = await warm(runtime.clip_ports(), ranges, args.wait_s)
+    if args.json:
+        print_json([as_json(result) for result in results])
+        return 0
     for result in results:
         print(result.line())
     print(summary(results))

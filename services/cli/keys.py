@@ -1,5 +1,6 @@
 """``tapedeck keys``: per-tenant API keys, created, listed and revoked in MongoDB, and the
-tenant's webhook signing secret (made with its first key, rotated on demand)."""
+tenant's webhook signing secret (made with its first key, rotated on demand). Operator
+keys (``--operator --name NAME``) open the operator API and carry no webhook secret."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from services.cli.args import fail
+from services.cli.args import USAGE, fail
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
@@ -25,11 +26,20 @@ def add_commands(groups: Subcommands) -> None:
         dest="action", required=True
     )
     create = keys.add_parser("create", help="create a key; it is shown once")
-    create.add_argument("--tenant", required=True)
+    create.add_argument(
+        "--tenant", help=f"the tenant (required for tenant keys; operator keys: {OPERATORS})"
+    )
+    create.add_argument(
+        "--operator",
+        action="store_true",
+        help="an operator key: the operator API across tenants (needs --name)",
+    )
+    create.add_argument("--name", help="who holds the key (shown in operator action records)")
     create.add_argument(
         "--json",
         action="store_true",
-        help='print {"tenant": ..., "key": ...}, and "webhook_secret" with the first key',
+        help='print {"tenant", "key", "role", "name"}, and "webhook_secret" with a '
+        "tenant's first key",
     )
     create.set_defaults(command=create_command)
     listing = keys.add_parser("list", help="list keys (ids only, never the keys)")
@@ -38,6 +48,7 @@ def add_commands(groups: Subcommands) -> None:
     listing.set_defaults(command=list_command)
     revoke = keys.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+    revoke.add_argument("--json", action="store_true", help='print {"key_id", "revoked"}')
     revoke.set_defaults(command=revoke_command)
     rotate = keys.add_parser(
         "rotate-webhook-secret",
@@ -46,6 +57,11 @@ def add_commands(groups: Subcommands) -> None:
     rotate.add_argument("--tenant", required=True)
     rotate.add_argument("--json", action="store_true")
     rotate.set_defaults(command=rotate_webhook_secret_command)
+
+
+# The tenant operator keys belong to unless one is named: their holders work across
+# tenants, and the key store keeps a tenant on every key.
+OPERATORS = "operators"
 
 
 @asynccontextmanager
@@ -72,26 +88,44 @@ async def key_store() -> AsyncIterator[KeyStore]:
 
 
 async def create_command(args: argparse.Namespace) -> int:
-    from services.submitter.keys import InvalidTenant, KeyStore, issue_key
+    from services.submitter.keys import (
+        OPERATOR_ROLE,
+        InvalidKeyInput,
+        KeyStore,
+        create_key,
+        issue_key,
+    )
     from services.webhooks.secrets import WebhookSecretStore
 
+    if args.operator and not args.name:
+        return fail("an operator key needs --name (who holds it)", USAGE)
+    if not args.operator and not args.tenant:
+        return fail("--tenant is required (or --operator for an operator key)", USAGE)
     async with _database() as db:
         store = KeyStore(db)
         await store.ensure_indexes()
         try:
-            issued = await issue_key(store, WebhookSecretStore(db), args.tenant)
-        except InvalidTenant as exc:
-            return fail(str(exc), 2)
-    record, secret = issued.record, issued.webhook_secret
+            if args.operator:
+                # No webhook secret: nothing is delivered to operators.
+                tenant = args.tenant or OPERATORS
+                record, key = await create_key(store, tenant, role=OPERATOR_ROLE, name=args.name)
+                secret = None
+            else:
+                issued = await issue_key(store, WebhookSecretStore(db), args.tenant, name=args.name)
+                record, key, secret = issued.record, issued.key, issued.webhook_secret
+        except InvalidKeyInput as exc:
+            return fail(str(exc), USAGE)
     if args.json:
-        out = {"tenant": record.tenant_id, "key": issued.key}
+        out = {"tenant": record.tenant_id, "key": key, "role": record.role, "name": record.name}
         if secret is not None:
             out["webhook_secret"] = secret
         print(json.dumps(out))
     else:
-        print(issued.key)
+        print(key)
+        what = "operator key" if record.is_operator else "key"
+        holder = f" held by {record.name}" if record.name else ""
         print(
-            f"created key {record.key_id} for tenant {record.tenant_id}; "
+            f"created {what} {record.key_id}{holder} for tenant {record.tenant_id}; "
             "it is not stored and cannot be shown again",
             file=sys.stderr,
         )
@@ -115,6 +149,8 @@ async def list_command(args: argparse.Namespace) -> int:
             "key_id": r.key_id,
             "tenant": r.tenant_id,
             "prefix": display_prefix(r.key_id),
+            "role": r.role,
+            "name": r.name,
             "created_at": r.created_at.isoformat(),
             "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
         }
@@ -123,11 +159,28 @@ async def list_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    for row in rows:
-        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "live"
-        print(f"{row['key_id']}  {row['tenant']}  {row['prefix']}  {row['created_at']}  {state}")
     if not rows:
         print("no keys", file=sys.stderr)
+        return 0
+    from services.cli.output import console, table, when
+
+    console().print(
+        table(
+            ["KEY ID", "TENANT", "PREFIX", "ROLE", "NAME", "CREATED", "STATE"],
+            [
+                [
+                    row["key_id"],
+                    row["tenant"],
+                    row["prefix"],
+                    row["role"],
+                    row["name"],
+                    when(row["created_at"]),
+                    f"revoked {when(row['revoked_at'])}" if row["revoked_at"] else "live",
+                ]
+                for row in rows
+            ],
+        )
+    )
     return 0
 
 
@@ -135,7 +188,11 @@ async def revoke_command(args: argparse.Namespace) -> int:
     async with key_store() as store:
         if not await store.revoke(args.key_id):
             return fail(f"no live key {args.key_id!r}")
-    print(f"revoked {args.key_id}")
+    print(
+        json.dumps({"key_id": args.key_id, "revoked": True})
+        if args.json
+        else f"revoked {args.key_id}"
+    )
     return 0
 
 

@@ -101,6 +101,20 @@ async def _warm_one(ports: ClipPorts, r: Mapping[str, Any], deadline: float) -> 
     return result("pending", f"requested as {outcome.request_id}", outcome.request_id)
 
 
+def as_json(result: WarmResult) -> dict[str, Any]:
+    """One result for scripts (``clips warm --json``)."""
+    return {
+        "episode_id": result.episode_id,
+        "start_ms": result.start_ms,
+        "duration_ms": result.duration_ms,
+        "format": result.format,
+        "count": result.count,
+        "outcome": result.outcome,
+        "detail": result.detail,
+        "request_id": result.request_id,
+    }
+
+
 def summary(results: Sequence[WarmResult]) -> str:
     counts = {o: sum(r.outcome == o for r in results) for o in ("warmed", "cached", "failed")}
     pending = sum(r.outcome == "pending" for r in results)

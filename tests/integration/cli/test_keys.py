@@ -6,7 +6,7 @@ import json
 
 from services.common.mongo import connect, database
 from services.common.settings import Settings
-from services.submitter.keys import KeyStore, authenticate
+from services.submitter.keys import KeyStore, authenticate, authenticate_record
 from services.webhooks.secrets import WebhookSecretStore
 from tests.integration.cli.command import tapedeck
 
@@ -15,7 +15,8 @@ async def test_keys_create_list_revoke(settings: Settings) -> None:
     code, out, err = await tapedeck(settings, "keys", "create", "--tenant", "acme", "--json")
     assert code == 0, err
     created = json.loads(out)
-    assert set(created) == {"tenant", "key", "webhook_secret"} and created["tenant"] == "acme"
+    assert set(created) == {"tenant", "key", "role", "name", "webhook_secret"}
+    assert (created["tenant"], created["role"], created["name"]) == ("acme", "tenant", None)
     key = created["key"]
 
     mongo = connect(settings)
@@ -32,8 +33,8 @@ async def test_keys_create_list_revoke(settings: Settings) -> None:
         assert row["key_id"] == stored.key_id and row["revoked_at"] is None
         assert key not in out
 
-        code, out, _ = await tapedeck(settings, "keys", "revoke", stored.key_id)
-        assert code == 0 and stored.key_id in out
+        code, out, _ = await tapedeck(settings, "keys", "revoke", stored.key_id, "--json")
+        assert code == 0 and json.loads(out) == {"key_id": stored.key_id, "revoked": True}
         assert await authenticate(store, key) is None
         code, _, err = await tapedeck(settings, "keys", "revoke", stored.key_id)
         assert code == 1 and "no live key" in err
@@ -76,3 +77,37 @@ async def test_the_webhook_secret_is_shown_with_the_first_key_and_on_rotation(
         assert live == [rotated["webhook_secret"], first]
     finally:
         await mongo.close()
+
+
+async def test_operator_keys_are_named_and_carry_no_webhook_secret(settings: Settings) -> None:
+    code, out, err = await tapedeck(
+        settings, "keys", "create", "--operator", "--name", "Alice Ops", "--json"
+    )
+    assert code == 0, err
+    created = json.loads(out)
+    assert set(created) == {"tenant", "key", "role", "name"}
+    assert (created["role"], created["name"], created["tenant"]) == (
+        "operator",
+        "Alice Ops",
+        "operators",
+    )
+
+    mongo = connect(settings)
+    try:
+        store = KeyStore(database(mongo, settings))
+        record = await authenticate_record(store, created["key"])
+        assert record is not None and record.is_operator and record.name == "Alice Ops"
+        no_secret = await WebhookSecretStore(database(mongo, settings)).signing_secrets("operators")
+        assert no_secret == []
+    finally:
+        await mongo.close()
+
+    code, out, err = await tapedeck(settings, "keys", "list", "--json")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert (row["role"], row["name"], row["tenant"]) == ("operator", "Alice Ops", "operators")
+    code, out, _ = await tapedeck(settings, "keys", "list")
+    assert code == 0 and "operator" in out and "Alice Ops" in out and created["key"] not in out
+
+    code, _, err = await tapedeck(settings, "keys", "create", "--operator", "--name", " ")
+    assert code == 2 and err.startswith("tapedeck: name must be 1-")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas import Event
 from schemas.clip import ClipRequested
-from services.cli.warming import summary, warm
+from services.cli.warming import as_json, summary, warm
 from tests.support.submitter import ClipWorld, ready_for
 
 
@@ -81,6 +81,17 @@ async def test_warming_requests_only_what_is_missing() -> None:
     assert len(world.emitter.events) == 2
     assert all(isinstance(e, ClipRequested) and e.producer == "cli" for e in world.emitter.events)
     assert results[0].line() == "ep-1 1000+2000ms mp3 x9: warmed (77 ms)"
+    assert as_json(results[0]) == {
+        "episode_id": "ep-1",
+        "start_ms": 1000,
+        "duration_ms": 2000,
+        "format": "mp3",
+        "count": 9,
+        "outcome": "warmed",
+        "detail": "77 ms",
+        "request_id": results[0].request_id,
+    }
+    assert results[0].request_id
     assert summary(results) == ("total 7: 1 warmed, 1 already cached, 4 failed, 1 still pending")
     assert len(world.waiter) == 0
 
