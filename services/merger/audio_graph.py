@@ -128,14 +128,17 @@ def measure_chain(label: str, target: Loudness) -> str:
     return f"[{label}]loudnorm={_target(target)}:print_format=json[measured]"
 
 
-def apply_chain(label: str, target: Loudness, m: Measured) -> tuple[str, str]:
+def apply_chain(label: str, target: Loudness, m: Measured, layout: str) -> tuple[str, str]:
     """The second pass: linear gain when the measured figures allow it (loudnorm falls
     back to its dynamic mode by itself when the true peak would be exceeded)."""
     chain = (
         f"[{label}]loudnorm={_target(target)}:measured_I={m.input_i:.2f}"
         f":measured_TP={m.input_tp:.2f}:measured_LRA={m.input_lra:.2f}"
         f":measured_thresh={m.input_thresh:.2f}:offset={m.target_offset:.2f}"
-        f":linear=true:print_format=summary,aresample={OUTPUT_RATE}[normalised]"
+        f":linear=true:print_format=summary,aresample={OUTPUT_RATE},"
+        # loudnorm's output leaves the channel layout open, and the encoder cannot pick
+        # one by itself (ffmpeg 5.1: "Cannot select channel layout"): state it.
+        f"aformat=sample_fmts=fltp:channel_layouts={layout}[normalised]"
     )
     return chain, "normalised"
 

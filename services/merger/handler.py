@@ -316,7 +316,7 @@ class MergeHandler:
             lo = 30
             measured = await self._measure(job, urls, chains, label, total, 0, lo)
             if measured is not None:
-                chain, label = audio_graph.apply_chain(label, params.loudness, measured)
+                chain, label = audio_graph.apply_chain(label, params.loudness, measured, layout)
                 chains = [*chains, chain]
         async with self._tools.workdir() as tmp:
             out = tmp / f"merged.{fmt.ext}"
@@ -371,7 +371,7 @@ class MergeHandler:
             m_chains, m_label = audio_graph.soundtrack(0, 1 if voiced else None, plan, "stereo")
             measured = await self._measure(job, urls[1:], m_chains, m_label, video_ms, 0, lo)
             if measured is not None:
-                chain, label = audio_graph.apply_chain(label, params.loudness, measured)
+                chain, label = audio_graph.apply_chain(label, params.loudness, measured, "stereo")
                 chains = [*chains, chain]
         async with self._tools.workdir() as tmp:
             out = tmp / f"merged.{fmt.ext}"

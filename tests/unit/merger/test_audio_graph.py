@@ -90,13 +90,15 @@ def test_two_pass_loudnorm() -> None:
     figures = (measured.input_i, measured.input_thresh, measured.target_offset)
     assert figures == (-27.61, -37.62, 0.02)
     assert not measured.silent
-    chain, label = apply_chain("mixed", target, measured)
+    chain, label = apply_chain("mixed", target, measured, "stereo")
     assert label == "normalised"
     assert (
         "loudnorm=I=-14:TP=-1:LRA=11:measured_I=-27.61:measured_TP=-24.50:"
         "measured_LRA=0.40:measured_thresh=-37.62:offset=0.02:linear=true"
     ) in chain
-    assert chain.endswith("aresample=48000[normalised]")
+    assert chain.endswith(
+        "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo[normalised]"
+    )
 
 
 def test_silence_has_no_loudness() -> None:
