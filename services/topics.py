@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 from services.common.kafka import ensure_topics, registry_topics
+from services.common.obs.logs import configure_logging, secrets_of
 from services.common.settings import Settings
 
 
@@ -38,9 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         print("\n".join(describe(settings.topic_prefix)))
         return 0
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("topics", settings.log_level, settings.log_format,
+                      secrets=secrets_of(settings))  # fmt: skip
     created = asyncio.run(ensure_topics(settings))
     total = len(registry_topics())
     print(f"topics: {len(created)} created, {total - len(created)} already there", flush=True)

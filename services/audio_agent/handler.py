@@ -35,6 +35,7 @@ from services.common.context import StageContext
 from services.common.errors import PermanentError, operator_detail, public_text
 from services.common.keys import audio_key
 from services.common.media_types import content_type_for
+from services.common.obs import metrics
 from services.common.ports import FFmpegPort, MediaPort
 
 log = logging.getLogger(__name__)
@@ -290,7 +291,9 @@ class AudioHandler:
     async def _from_cache(self, key: str, plan: ScenePlan) -> SceneResult | None:
         entry = await self._cache.get(key)
         if entry is None or await self._media.head(entry.s3_key) is None:
+            metrics.cache("generation", False)
             return None
+        metrics.cache("generation", True)
         await self._media.copy(entry.s3_key, plan.key)
         return SceneResult(
             self._segment(plan, cached=True, request_id=entry.request_id),

@@ -17,6 +17,9 @@ import faust
 
 from schemas import Topic
 from services.common.codec import RawMessage
+from services.common.obs.logs import configure_logging, secrets_of
+from services.common.obs.worker import install as install_health
+from services.common.obs.worker import progress_of
 from services.common.settings import Settings
 from services.common.shared import Shared
 from services.common.stage import StageRunner
@@ -44,15 +47,24 @@ def create_app(
         "autodiscover": False,
         "web_enabled": web_port is not None,
         "web_host": "127.0.0.1",
+        "web_bind": settings.web_bind,
         "web_port": web_port or 6066,
         "stream_wait_empty": False,
+        # Faust's 60 s session kept a killed worker's partitions idle for a minute. The
+        # heartbeat stays a third of the session, as Kafka advises.
+        "broker_session_timeout": settings.kafka_session_timeout_s,
+        "broker_heartbeat_interval": settings.kafka_session_timeout_s / 3,
+        "consumer_group_instance_id": settings.worker_id,
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
         "producer_max_request_size": max(settings.max_message_bytes * 2, 1024 * 1024),
     }
     conf.update(overrides)
     os.makedirs(conf["datadir"], exist_ok=True)
-    return faust.App(app_id, **conf)
+    app = faust.App(app_id, **conf)
+    # Faust's consumer group is the app id: readiness reads that group's committed offsets.
+    install_health(app, settings, app_id)
+    return app
 
 
 def raw_topic(app: faust.App, topic: Topic, settings: Settings) -> Any:
@@ -76,11 +88,13 @@ def bind_stage(
 ) -> Any:
     """Declare the stage's agent on ``topic``; ``factory`` opens the runner and its adapters."""
     shared: Shared[StageRunner] = Shared(factory)
+    progress = progress_of(app)
 
     async def agent(stream: Any) -> AsyncIterator[Any]:
         runner = await shared.acquire()
         try:
             async for record in stream.events():
+                token = progress.begin(runner.deadline_s)
                 m = record.message
                 msg = RawMessage(
                     topic=m.topic,
@@ -90,9 +104,12 @@ def bind_stage(
                     partition=m.partition,
                     offset=m.offset,
                 )
-                outcome = await runner.process(msg)
-                if on_outcome is not None:
-                    await on_outcome(msg, outcome)
+                try:
+                    outcome = await runner.process(msg)
+                    if on_outcome is not None:
+                        await on_outcome(msg, outcome)
+                finally:
+                    progress.end(token, runner.stage)
                 yield outcome
         finally:
             await shared.release()
@@ -107,9 +124,18 @@ def run_worker(
     app: faust.App, settings: Settings, prepare: Callable[[], Coroutine[Any, Any, object]]
 ) -> None:
     """Create topics (and any other start-up preparation), then run the worker until stopped."""
-    logging.basicConfig(level=settings.log_level)
+    # The app id is "<prefix>tapedeck-<service>" (create_app): the service logs under its name.
+    service = app.conf.id.removeprefix(settings.topic_prefix).removeprefix("tapedeck-")
+    configure_logging(service, settings.log_level, settings.log_format,
+                      secrets=secrets_of(settings))  # fmt: skip
     asyncio.run(prepare())
     # asyncio.run closed its loop; Faust's worker takes the current one.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    # override_logging off: Faust would replace the handler above with its own.
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False
+    )
+    # Its start-up spinner writes terminal codes to stdout (Faust drops it only when it
+    # sets up logging itself): they would corrupt the log stream.
+    worker.spinner = None
     worker.execute_from_commandline()

@@ -19,6 +19,7 @@ from schemas.dlq import (
 )
 from schemas.topics import DLQ_SUFFIX
 from services.common.codec import RawMessage, event_headers
+from services.common.obs import metrics, trace
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,14 +97,20 @@ class KafkaEmitter:
                     topic.full_name(self._prefix),
                     value=encode_event(event),
                     key=topic.key_for(event),
-                    headers=event_headers(event),
+                    headers=[*event_headers(event), *trace.kafka_headers()],
                 )
             )
         for fut in futures:
             await fut
+        for event in events:
+            metrics.EVENTS_PRODUCED.labels(
+                TOPICS.for_event(event.event_type).name, event.event_type
+            ).inc()
 
     async def dead_letter(self, msg: RawMessage, headers: list[tuple[str, bytes]]) -> None:
         # The DLQ of a prefixed topic is that name plus the suffix, whatever the prefix.
+        if all(name != trace.TRACEPARENT for name, _ in headers):
+            headers = [*headers, *trace.kafka_headers()]
         value, headers = fit_dead_letter(msg.value, msg.key, headers, self._max_request)
         await self._producer.send_and_wait(
             msg.topic + DLQ_SUFFIX, value=value, key=msg.key, headers=headers

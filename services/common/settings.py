@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,14 @@ class Settings(BaseSettings):
     retry_max_delay_s: float = Field(10.0, alias="RETRY_MAX_DELAY_S", ge=0)
     max_message_bytes: int = Field(1024 * 1024, alias="MAX_MESSAGE_BYTES", ge=1024)
 
+    # A worker's stable name among its stage's workers (e.g. its pod name). Set, it is the
+    # worker's static consumer-group membership: restarted, it gets its partitions back at
+    # once instead of after the dead member's session times out.
+    worker_id: str | None = Field(None, alias="WORKER_ID", min_length=1, max_length=200)
+    # How long the broker waits for a silent worker before its partitions move to another:
+    # what a worker killed for good (no restart under its WORKER_ID) costs its partitions.
+    kafka_session_timeout_s: float = Field(10.0, alias="KAFKA_SESSION_TIMEOUT_S", ge=6, le=300)
+
     # Clips: shared by the clipper and the submitter's cache-hit path so both agree.
     clip_max_duration_ms: int = Field(10 * 60 * 1000, alias="CLIP_MAX_DURATION_MS", ge=1)
     clip_url_expiry_s: int = Field(24 * 3600, alias="CLIP_URL_EXPIRY_S", ge=1)
@@ -63,6 +72,18 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # json: one JSON object per line (for log collectors); text: for people at a terminal.
+    log_format: Literal["json", "text"] = Field("json", alias="LOG_FORMAT")
+
+    # A worker's web port (its own setting, e.g. CLIPPER_WEB_PORT) serves /metrics, /healthz
+    # and /readyz on this address: 127.0.0.1 keeps them in the pod, 0.0.0.0 lets
+    # Prometheus scrape them.
+    web_bind: str = Field("127.0.0.1", alias="WEB_BIND")
+    # /readyz turns red when records wait on this worker's partitions and none was
+    # finished for this long (an event in hand counts until its deadline has passed).
+    stall_window_s: float = Field(120.0, alias="STALL_WINDOW_S", gt=0)
+    stall_deadline_s: float = Field(900.0, alias="STALL_DEADLINE_S", gt=0)
+    stall_check_s: float = Field(15.0, alias="STALL_CHECK_S", gt=0)
 
 
 @lru_cache(maxsize=1)

@@ -32,6 +32,8 @@ from services.common.errors import (
     operator_detail,
     public_text,
 )
+from services.common.obs import metrics, trace
+from services.common.obs.logs import annotate, bind, event_fields
 from services.common.ports import Checkpoints, Clock, DeadLetters, Emitter, Ledger, StatusRecorder
 from services.common.retry import RetryPolicy
 
@@ -78,6 +80,22 @@ class StageRunner:
     _details: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     async def process(self, msg: RawMessage) -> Outcome:
+        started = time.perf_counter()
+        metrics.EVENTS_CONSUMED.labels(self.stage, msg.topic).inc()
+        # Everything logged or emitted for this record continues the trace it came with.
+        with trace.use(trace.start(msg.header(trace.TRACEPARENT))), bind(stage=self.stage):
+            outcome = await self._process(msg)
+            # One line per record, with the job, event and trace bound: a job's path
+            # through every service can be read from the logs alone.
+            log.info("%s: %s[%s]@%s %s in %.3fs", self.stage, msg.topic, msg.partition,
+                     msg.offset, outcome.value, time.perf_counter() - started)  # fmt: skip
+        metrics.STAGE_OUTCOMES.labels(self.stage, outcome.value).inc()
+        metrics.STAGE_DURATION.labels(self.stage, outcome.value).observe(
+            time.perf_counter() - started
+        )
+        return outcome
+
+    async def _process(self, msg: RawMessage) -> Outcome:
         try:
             event = self.codec.decode(msg)
         except DecodeError as exc:
@@ -93,11 +111,13 @@ class StageRunner:
                 msg, error=exc.reason, stage=self.stage, exception=exc.cause or exc
             )
             await self._dead_letter(msg, headers)
+            metrics.DEAD_LETTERS.labels(msg.topic).inc()
             answer = self.on_invalid(msg, exc) if self.on_invalid is not None else None
             if answer is not None:
                 await self.emitter.emit([answer])
             return Outcome.DEAD_LETTER
 
+        annotate(**event_fields(event))
         event_id = str(event.event_id)
         if await self.ledger.seen(self.stage, event_id):
             log.info("%s: %s already processed; skipping redelivery", self.stage, event_id)
@@ -190,6 +210,7 @@ class StageRunner:
         # (the exception, a tool's stderr) is logged and kept on the job record instead.
         detail = operator_detail(exc)
         log.warning("%s: %s failed with %s: %s", self.stage, event.event_id, code, detail)
+        metrics.STAGE_ERRORS.labels(self.stage, code).inc()
         self._details[str(event.event_id)] = detail
         message = public_text(exc, code)
         error = ErrorInfo(code=code, message=message, retryable=retryable, attempts=attempts)

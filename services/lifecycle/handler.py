@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Protocol
 
@@ -22,6 +23,8 @@ from schemas.merge import MergeCompleted, MergeFailed
 from schemas.names import Producer, parent_job_id
 from schemas.video import VideoRendered
 from services.common.context import StageContext
+from services.common.obs import trace
+from services.common.obs.logs import bind
 from services.common.ports import Emitter
 from services.lifecycle.plan import (
     Action,
@@ -85,6 +88,7 @@ class LifecycleHandler:
         fields = new_job_fields(spec, event.correlation_id)
         if event.idempotency_key is not None:
             fields["idempotency_key"] = event.idempotency_key
+        fields["trace_id"] = trace.current_trace_id()
         await self._jobs.create(event.job_id, event.tenant_id, fields)
         await self.advance(event.job_id)
         return []
@@ -109,8 +113,10 @@ class LifecycleHandler:
         stale = await self._jobs.stale_outbox(timedelta(seconds=older_than_s))
         for job_id, name, doc in stale:
             event = decode_event(json.dumps(doc).encode())
-            log.warning("job %s: re-sending %s (%s) from the outbox", job_id, name, event.event_id)
-            await self._emitter.emit([event])
+            async with self._in_trace_of(job_id):
+                log.warning("job %s: re-sending %s (%s) from the outbox",
+                            job_id, name, event.event_id)  # fmt: skip
+                await self._emitter.emit([event])
             await self._jobs.sent(job_id, name)
         return len(stale)
 
@@ -119,10 +125,20 @@ class LifecycleHandler:
         seconds = int(self._video_timeout.total_seconds())
         expired = 0
         for job_id in await self._jobs.upstream_jobs(self._video_timeout):
-            if await self._jobs.record(job_id, VideoOverdue(seconds), "video-overdue"):
-                expired += 1
-            await self.advance(job_id)
+            async with self._in_trace_of(job_id):
+                if await self._jobs.record(job_id, VideoOverdue(seconds), "video-overdue"):
+                    expired += 1
+                await self.advance(job_id)
         return expired
+
+    @asynccontextmanager
+    async def _in_trace_of(self, job_id: str) -> AsyncIterator[None]:
+        """For work a timer does on a job: its lines and events join the job's trace
+        (recorded at submission), as if a stage had handled one of its events."""
+        job = await self._jobs.get(job_id)
+        ctx = trace.resume(job.get("trace_id") if job is not None else None)
+        with trace.use(ctx), bind(job_id=job_id, tenant=job.get("tenant_id") if job else None):
+            yield
 
 
 def job_failed(event: Event, error: ErrorInfo) -> Event:

@@ -28,6 +28,9 @@ from services.common.errors import operator_detail
 from services.common.faust_app import create_app, raw_topic
 from services.common.kafka import KafkaEmitter
 from services.common.mongo import open_database
+from services.common.obs import metrics, trace
+from services.common.obs.logs import annotate, bind, event_fields
+from services.common.obs.worker import progress_of
 from services.common.retry import RetryPolicy
 from services.common.shared import Shared
 from services.webhooks.handler import WebhookHandler
@@ -37,6 +40,8 @@ from services.webhooks.settings import WebhookSettings
 from services.webhooks.store import DeliveryStore, JobWebhooks
 
 log = logging.getLogger(__name__)
+# What the webhook service's agents report as in the stage metrics (it is no pipeline stage).
+WEBHOOKS_STAGE = "webhooks"
 
 CLIENT_ID = "tapedeck-webhooks"
 STAGE = "webhooks"
@@ -120,6 +125,13 @@ async def record_outcome(opened: Opened, codec: Codec, msg: RawMessage, retry: R
     """The delivery id a results record needs attempting, if any. ``dead_letter`` off:
     a malformed record is skipped (on a stage's topic the lifecycle, which owns it,
     dead-letters it; a second copy would only mislead)."""
+    # The delivery keeps the record's trace, so its attempts (later) continue it.
+    with trace.use(trace.start(msg.header(trace.TRACEPARENT))), bind(stage=STAGE):
+        return await _record_outcome(opened, codec, msg, retry, dead_letter=dead_letter)
+
+
+async def _record_outcome(opened: Opened, codec: Codec, msg: RawMessage, retry: RetryPolicy,
+                          *, dead_letter: bool) -> str | None:  # fmt: skip
     try:
         event = codec.decode(msg)
     except DecodeError as exc:
@@ -134,6 +146,7 @@ async def record_outcome(opened: Opened, codec: Codec, msg: RawMessage, retry: R
         await _until_done("a dead-letter write",
                           lambda: opened.dead_letters.dead_letter(msg, headers), retry)  # fmt: skip
         return None
+    annotate(**event_fields(event))
 
     async def record() -> str | None:
         try:
@@ -178,6 +191,7 @@ def build_app(settings: WebhookSettings) -> Any:
     shared: Shared[Opened] = Shared(lambda: open_webhooks(settings))
     queue = DeliveryQueue()
     retry = RetryPolicy.from_settings(settings)
+    progress = progress_of(app)
 
     def follow(topic: Topic) -> None:
         codec = Codec.for_topic(topic, settings.max_message_bytes)
@@ -187,8 +201,13 @@ def build_app(settings: WebhookSettings) -> Any:
             opened = await shared.acquire()
             try:
                 async for record in stream.events():
-                    msg_id = await record_outcome(opened, codec, _raw(record), retry,
-                                                  dead_letter=own)  # fmt: skip
+                    metrics.EVENTS_CONSUMED.labels(WEBHOOKS_STAGE, record.message.topic).inc()
+                    token = progress.begin()
+                    try:
+                        msg_id = await record_outcome(opened, codec, _raw(record), retry,
+                                                      dead_letter=own)  # fmt: skip
+                    finally:
+                        progress.end(token, WEBHOOKS_STAGE)
                     if msg_id is not None:
                         queue.put(msg_id)
             finally:

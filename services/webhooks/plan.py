@@ -99,6 +99,8 @@ class Delivery:
     created_at: datetime
     deadline: datetime  # no attempt starts after it
     attempts: int = 0
+    # The outcome's trace: each attempt's request continues it.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)

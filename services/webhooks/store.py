@@ -59,7 +59,8 @@ class DeliveryStore:
                "tenant_id": delivery.tenant_id, "event_type": delivery.event_type,
                "url": delivery.url, "body": delivery.body.decode(), "state": PENDING,
                "attempts": 0, "created_at": now, "updated_at": now,
-               "deadline": delivery.deadline, "next_at": now, "history": []}  # fmt: skip
+               "deadline": delivery.deadline, "next_at": now, "history": [],
+               "traceparent": delivery.traceparent}  # fmt: skip
         try:
             await self._col.insert_one(doc)
         except DuplicateKeyError:
@@ -106,6 +107,7 @@ def _delivery(doc: Doc) -> Delivery:
         created_at=doc["created_at"],
         deadline=doc["deadline"],
         attempts=int(doc.get("attempts", 0)),
+        traceparent=doc.get("traceparent"),
     )
 
 

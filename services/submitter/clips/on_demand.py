@@ -3,6 +3,10 @@
 A hit never touches Kafka. A miss goes through ``submit_and_wait`` as ``clip.requested``
 and is answered by the matching ``clip.ready``/``clip.failed``, or past the deadline by
 the request id to poll; the clip is still cut and cached.
+
+In the API a hit is answered from per-process caches (``clips/cache.py``: the episode,
+the clip's record and object) with a URL signed in process, and counted in memory
+(``clips/hit_log.py``): with warm caches it makes no round trip at all.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from schemas import ErrorInfo, Event
 from schemas.clip import ClipFailed, ClipFormat, ClipReady, ClipRequested
 from schemas.names import Producer, Stage
 from services.common.clip_rules import ClipPlan, resolve_clip
+from services.common.obs import metrics, stats
 from services.common.ports import ClipRepo, EpisodeRepo, MediaPort
+from services.submitter.clips.cache import StoredClips, load_stored
+from services.submitter.clips.hit_log import HitLog
 from services.submitter.requests import Accepted, RequestPorts, deadline_in, submit_and_wait
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,10 @@ class ClipPorts:
     media: MediaPort
     requests: RequestPorts
     limits: ClipLimits
+    # The API's per-process fast path; without them (tests, one-shot commands) a hit
+    # reads its record and object each time and logs itself at once.
+    stored: StoredClips | None = None
+    hits: HitLog | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,13 @@ async def get_clip(ports: ClipPorts, tenant_id: str, query: ClipQuery) -> ClipAn
         limits.max_duration_ms,
     )
     hit = await cached_clip(ports, plan, started)
+    metrics.cache("clip", hit is not None)
+    stats.count(stats.StatName.CLIP_REQUEST, tenant=tenant_id, episode_id=query.episode_id,
+                start_ms=str(query.start_ms), duration_ms=str(query.duration_ms))  # fmt: skip
     if hit is not None:
+        if ports.hits is not None:
+            ports.hits.record(plan, tenant_id)
+            return hit
         try:
             await ports.clips.log_request(plan, tenant_id, cache_hit=True)
         except Exception:
@@ -113,25 +130,21 @@ async def get_clip(ports: ClipPorts, tenant_id: str, query: ClipQuery) -> ClipAn
 
 
 async def cached_clip(ports: ClipPorts, plan: ClipPlan, started: float) -> ClipAnswer | None:
-    doc = await ports.clips.find(plan)
-    if doc is None:
-        return None
-    stored = doc.get("s3_key")
-    key = stored if isinstance(stored, str) else plan.key
-    info = await ports.media.head(key)
-    if info is None:
-        # Metadata outlived its object: cut it again rather than hand out a dead link.
-        log.warning("clip %s is recorded but missing from the bucket", key)
+    if ports.stored is not None:
+        stored = await ports.stored.find(plan)
+    else:
+        stored = await load_stored(ports.clips, ports.media, plan)
+    if stored is None:
         return None
     expiry = ports.limits.url_expiry_s
-    url = await ports.media.presign_get(key, expiry)
+    url = await ports.media.presign_get(stored.s3_key, expiry)
     return ClipAnswer(
         clip_url=url,
         cache_hit=True,
         # What this answer took; the cut itself happened earlier for someone else.
         generation_time_ms=int((time.monotonic() - started) * 1000),
-        s3_key=key,
-        size_bytes=info.size,
+        s3_key=stored.s3_key,
+        size_bytes=stored.size_bytes,
         start_ms=plan.start_ms,
         end_ms=plan.end_ms,
         format=plan.format,

@@ -15,6 +15,8 @@ from schemas.production import UpstreamVideo
 from services.common.callbacks import check_callback_url
 from services.common.errors import PermanentError
 from services.common.keys import ingest_prefix, is_under
+from services.common.obs import trace
+from services.common.obs.logs import annotate
 from services.common.ports import Emitter, MediaPort
 from services.lifecycle.plan import new_job_fields
 from services.lifecycle.store import ProductionJobs
@@ -80,6 +82,7 @@ async def submit_production(
     await _check_videos(ports.media, tenant_id, spec)
     await ports.guard.admit(tenant_id)
     job_id = new_job_id()
+    annotate(job_id=job_id)
     if idempotency_key is not None:
         winner = await ports.guard.remember(tenant_id, idempotency_key, digest, job_id)
         if winner != job_id:
@@ -87,7 +90,9 @@ async def submit_production(
     event = JobRequested(job_id=job_id, tenant_id=tenant_id, producer=Producer.SUBMITTER,
                          spec=spec, idempotency_key=idempotency_key)  # fmt: skip
     fields = new_job_fields(spec, event.correlation_id)
-    fields.update(callback_url=spec.callback_url, idempotency_key=idempotency_key)
+    # The trace id finds every log line and event of the job, e.g. from the console.
+    fields.update(callback_url=spec.callback_url, idempotency_key=idempotency_key,
+                  trace_id=trace.current_trace_id())  # fmt: skip
     await ports.jobs.create(job_id, tenant_id, fields)
     try:
         # Bounded: a broker that does not answer must not hold the HTTP request open.

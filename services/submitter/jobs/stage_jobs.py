@@ -14,6 +14,8 @@ from schemas.job import AudioJobSpec, ClipJobSpec, MergeJobSpec
 from schemas.merge import MergeRequested
 from schemas.names import Producer, Stage
 from services.common.job_store import StageStatus
+from services.common.obs import trace
+from services.common.obs.logs import annotate
 from services.common.ports import Emitter, JobRepo
 from services.submitter.jobs.intake import EMIT_TIMEOUT_S, new_job_id
 from services.submitter.requests import SubmitFailed
@@ -39,10 +41,12 @@ def stage_event(job_id: str, tenant_id: str, spec: StageSpec) -> tuple[str, Even
 
 async def submit_stage_job(ports: StageJobPorts, tenant_id: str, spec: StageSpec) -> str:
     job_id = new_job_id()
+    annotate(job_id=job_id)
     stage, event = stage_event(job_id, tenant_id, spec)
     await ports.jobs.create_job(job_id, tenant_id, spec.job_kind,
                                 {"spec": spec.model_dump(mode="json"),
-                                 "correlation_id": event.correlation_id})  # fmt: skip
+                                 "correlation_id": event.correlation_id,
+                                 "trace_id": trace.current_trace_id()})  # fmt: skip
     await ports.jobs.transition(job_id, stage, StageStatus.PENDING, {"tenant_id": tenant_id})
     try:
         # Bounded: a broker that does not answer must not hold the HTTP request open.

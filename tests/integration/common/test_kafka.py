@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from schemas import TOPICS, Event, decode_event
 from schemas.clip import ClipReady, ClipRequested
 from services.common.checkpoints import MongoCheckpoints
-from services.common.codec import Codec
+from services.common.codec import Codec, RawMessage
 from services.common.context import StageContext
 from services.common.faust_app import bind_stage, create_app
 from services.common.kafka import KafkaEmitter, ensure_topics
 from services.common.ledger import MongoLedger
 from services.common.mongo import connect, database
+from services.common.obs import trace
 from services.common.retry import RetryPolicy
 from services.common.settings import Settings
 from services.common.stage import StageRunner
@@ -106,3 +107,24 @@ async def test_faust_agent_dead_letters_poison_and_processes_each_event_once(
     assert headers["stage"] == b"kit-test"
     assert headers["attempts"] == b"1"
     assert datetime.fromisoformat(headers["first_seen"].decode()) <= datetime.now(UTC)
+
+
+async def test_the_emitter_puts_the_current_trace_on_events_and_dead_letters(
+    settings: Settings,
+) -> None:
+    await ensure_topics(settings)
+    ctx = trace.start(None)
+    traced, untraced = clip_request(request_id="traced"), clip_request(request_id="untraced")
+    poison = RawMessage(topic=TOPICS.clip_requests.full_name(settings.topic_prefix),
+                        value=b"not json", key=b"poison")  # fmt: skip
+    async with KafkaEmitter(settings, "trace-test") as emitter:
+        with trace.use(ctx):
+            await emitter.emit([traced])
+            await emitter.dead_letter(poison, [("error", b"not json")])
+        await emitter.emit([untraced])
+    topic = TOPICS.clip_requests.full_name(settings.topic_prefix)
+    records = {r.key: dict(r.headers) for r in await read(settings, topic, 2)}
+    assert records[b"traced"][trace.TRACEPARENT] == ctx.header().encode()
+    assert trace.TRACEPARENT not in records[b"untraced"]
+    [dead] = await read(settings, topic + ".dlq", 1)
+    assert dict(dead.headers)[trace.TRACEPARENT] == ctx.header().encode()

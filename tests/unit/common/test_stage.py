@@ -19,6 +19,8 @@ from services.common.codec import Codec, DecodeError, RawMessage
 from services.common.context import StageContext
 from services.common.errors import PermanentError, TransientError
 from services.common.job_store import JobStatusRecorder, StageStatus
+from services.common.obs import trace
+from services.common.obs.logs import bound
 from services.common.retry import RetryPolicy
 from services.common.stage import Handler, InvalidAnswer, Outcome, StageRunner
 from tests.support.events import clip_failed, clip_request
@@ -514,3 +516,28 @@ async def test_a_cancelled_jobs_event_fails_with_cancelled_and_runs_nothing() ->
     assert await world.runner.process(raw(request().model_dump_json().encode())) is Outcome.FAILED
     (ev,) = world.emitter.events
     assert isinstance(ev, ClipFailed) and ev.error.code == "cancelled" and calls == []
+
+
+@pytest.mark.parametrize("valid", [True, False])
+async def test_the_handler_runs_in_the_records_trace_with_its_event_bound(valid: bool) -> None:
+    parent = trace.start(None)
+    header = parent.header() if valid else "00-" + "0" * 32 + "-00f067aa0ba902b7-01"
+    seen: dict[str, str] = {}
+
+    async def handler(event: Event, ctx: StageContext) -> Sequence[Event]:
+        seen.update(bound())
+        return []
+
+    runner, _ = make_runner(handler)
+    event = request()
+    headers = ((trace.TRACEPARENT, header.encode()),)
+    assert await runner.process(raw(event.model_dump_json().encode(), headers)) is Outcome.DONE
+    assert (seen["trace_id"] == parent.trace_id) is valid and len(seen["trace_id"]) == 32
+    assert seen["span_id"] != parent.span_id
+    assert {k: seen[k] for k in ("job_id", "event_id", "stage", "tenant")} == {
+        "job_id": "r1",
+        "event_id": str(event.event_id),
+        "stage": Stage.CLIP,
+        "tenant": "acme",
+    }
+    assert trace.current() is None and bound() == {}

@@ -4,6 +4,7 @@ its end by its outcomes, in any order, twice, or on two workers at once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from schemas.errors import ErrorInfo
 from schemas.job import JobCompleted, JobFailed, JobRequested, ProductionJobSpec
 from schemas.merge import MergeCompleted, MergeFailed, MergeRequested
 from schemas.video import VideoJobSubmitted, VideoRendered
+from services.common.obs import trace
 from services.lifecycle.handler import LifecycleHandler
 from services.lifecycle.plan import Retry
 from tests.support.fakes import MemoryEmitter, context_for
@@ -247,3 +249,40 @@ async def test_outcomes_of_jobs_it_does_not_drive_are_ignored() -> None:
     world = World()
     await world.send(rendered("someone-elses-audio-job"))
     assert world.emitter.events == []
+
+
+class TracingEmitter(MemoryEmitter):
+    """Notes the trace each event was emitted in (what its Kafka header would say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.traces: list[str | None] = []
+
+    async def emit(self, events: Sequence[Event]) -> None:
+        await super().emit(events)
+        self.traces.extend(trace.current_trace_id() for _ in events)
+
+
+async def test_what_a_timer_sends_for_a_job_joins_the_jobs_trace() -> None:
+    jobs, emitter = MemoryJobBook(), TracingEmitter()
+    handler = LifecycleHandler(jobs=jobs, emitter=emitter, video_timeout_s=0)
+    submitted = trace.start(None)
+    emitter.fail_emits = 1
+    with trace.use(submitted), pytest.raises(ConnectionError):
+        await handler(request(), context_for(request(), "lifecycle"))
+    upstream = request("job-2", video={"source": "upstream"}, scenes=[], duration_seconds=2)
+    with trace.use(trace.start(None)) as other:
+        await handler(upstream, context_for(upstream, "lifecycle"))
+    job = await jobs.get("job-1")
+    assert job is not None and job["trace_id"] == submitted.trace_id
+    before = len(emitter.traces)
+    assert before and set(emitter.traces) == {other.trace_id}
+
+    # The outbox relay and the overdue-video sweep run outside any trace, from a timer.
+    assert await handler.relay(0) >= 1
+    resent = len(emitter.traces)
+    assert resent > before and set(emitter.traces[before:]) == {submitted.trace_id}
+    await asyncio.sleep(0.01)
+    assert await handler.expire_videos() == 1
+    assert len(emitter.traces) > resent and set(emitter.traces[resent:]) == {other.trace_id}
+    assert trace.current() is None

@@ -20,6 +20,7 @@ from schemas.audio import AudioRendered, AudioSegment
 from schemas.job import JobCompleted
 from schemas.merge import MergeFailed
 from services.common.callbacks import CallbackRefused
+from services.common.obs import trace
 from services.webhooks.handler import NO_SECRET, WebhookHandler
 from services.webhooks.plan import (
     DELIVERED,
@@ -417,3 +418,26 @@ async def test_a_failed_stage_delivery_is_retried_on_the_schedule() -> None:
     second = await rig.handler.attempt(msg)
     assert second is not None and second.outcome == SENT
     assert [h["outcome"] for h in rig.history()] == [RETRYING, SENT]
+
+
+async def test_every_attempt_names_the_outcomes_trace_to_the_receiver() -> None:
+    rig = Rig(500, 204)
+    rig.jobs.add("job-1")
+    rig.jobs.add("job-2")
+    await rig.secrets.create_if_missing("acme")
+    parent = trace.start(None)
+    with trace.use(parent):
+        traced = await rig.handler.record(outcome("job-1"))
+    untraced = await rig.handler.record(outcome("job-2"))
+    assert traced is not None and untraced is not None
+    await rig.handler.attempt(traced)
+    rig.wall.advance(5)
+    await rig.handler.attempt(traced)
+    await rig.handler.attempt(untraced)
+
+    sent = [trace.parse(h.get("traceparent")) for _, h, _ in rig.receiver.calls]
+    first, second, other = sent
+    assert first is not None and second is not None and other is not None
+    assert first.trace_id == second.trace_id == parent.trace_id
+    assert len({first.span_id, second.span_id, parent.span_id}) == 3  # a span per attempt
+    assert other.trace_id != parent.trace_id  # recorded outside a trace: one of its own
