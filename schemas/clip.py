@@ -11,6 +11,9 @@ from schemas.errors import ErrorInfo
 from schemas.ids import PlainId, S3Key
 
 ClipFormat = Literal["mp3", "m4a", "wav"]
+# Positions are bounded in shape only (the clipper answers "past the end" itself): the
+# largest integer every JSON reader keeps exact, well inside MongoDB's 64-bit integers.
+MAX_MS = 2**53 - 1
 
 
 class ClipFields(StrictModel):
@@ -22,8 +25,8 @@ class ClipFields(StrictModel):
     """
 
     episode_id: PlainId
-    start_ms: int = Field(ge=0)
-    duration_ms: int = Field(gt=0)
+    start_ms: int = Field(ge=0, le=MAX_MS)
+    duration_ms: int = Field(gt=0, le=MAX_MS)
     format: ClipFormat = "mp3"
     accurate: bool = Field(
         default=False, description="Re-encode for sample-accurate cuts instead of stream copy."

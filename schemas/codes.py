@@ -44,6 +44,7 @@ class Code(enum.StrEnum):
     NOT_AUDIO = "not_audio"
     NOT_MEDIA = "not_media"  # an upload that is no video or audio file Tapedeck takes
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"  # a live key without the role the resource needs
     FORBIDDEN_S3_KEY = "forbidden_s3_key"
     NOT_FOUND = "not_found"
     EPISODE_NOT_FOUND = "episode_not_found"
@@ -87,6 +88,9 @@ class Code(enum.StrEnum):
     NO_SCENES = "no_scenes"  # the named job has nothing to make audio for
     VIDEO_FAILED = "video_failed"
     CANCELLED = "cancelled"
+    # Operations
+    INVALID_REPLAY = "invalid_replay"  # an edited dead letter that is no valid event
+    DEAD_LETTER_SETTLED = "dead_letter_settled"  # already replayed or discarded
     # The pipeline
     SUBMIT_FAILED = "submit_failed"
     OVERLOADED = "overloaded"
@@ -115,6 +119,7 @@ KIND: Mapping[Code, Kind] = MappingProxyType(
         Code.NOT_AUDIO: Kind.INVALID,
         Code.NOT_MEDIA: Kind.INVALID,
         Code.UNAUTHORIZED: Kind.UNAUTHORIZED,
+        Code.FORBIDDEN: Kind.FORBIDDEN,
         Code.FORBIDDEN_S3_KEY: Kind.FORBIDDEN,
         Code.NOT_FOUND: Kind.NOT_FOUND,
         Code.EPISODE_NOT_FOUND: Kind.NOT_FOUND,
@@ -154,6 +159,8 @@ KIND: Mapping[Code, Kind] = MappingProxyType(
         Code.NO_SCENES: Kind.CONFLICT,
         Code.VIDEO_FAILED: Kind.SOURCE,
         Code.CANCELLED: Kind.CONFLICT,
+        Code.INVALID_REPLAY: Kind.INVALID,
+        Code.DEAD_LETTER_SETTLED: Kind.CONFLICT,
         Code.SUBMIT_FAILED: Kind.UNAVAILABLE,
         Code.OVERLOADED: Kind.UNAVAILABLE,
         Code.UNAVAILABLE: Kind.UNAVAILABLE,

@@ -14,6 +14,10 @@ HEADER_STAGE = "stage"
 HEADER_EXCEPTION_TYPE = "exception_type"
 HEADER_FIRST_SEEN = "first_seen"
 HEADER_ATTEMPTS = "attempts"
+# Where the message was read from (its original topic, partition and offset).
+HEADER_ORIGINAL_TOPIC = "original_topic"
+HEADER_ORIGINAL_PARTITION = "original_partition"
+HEADER_ORIGINAL_OFFSET = "original_offset"
 
 DLQ_HEADERS = (
     HEADER_ERROR,

@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from schemas import Event, Topic, UnknownEventType, UnsupportedSchemaVersion, decode_event
-from schemas.dlq import HEADER_ATTEMPTS, HEADER_FIRST_SEEN, dlq_headers
+from schemas.dlq import (
+    HEADER_ATTEMPTS,
+    HEADER_FIRST_SEEN,
+    HEADER_ORIGINAL_OFFSET,
+    HEADER_ORIGINAL_PARTITION,
+    HEADER_ORIGINAL_TOPIC,
+    dlq_headers,
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,29 @@ class Codec:
             )
         return event
 
+    def read(self, msg: RawMessage) -> Event:
+        """A record as a consumer takes it off the topic: :meth:`decode`, then its key.
+        A record keyed otherwise than by its event's key field lands on another partition
+        than the rest of its job, out of order with them, so it is as unreadable as bad JSON."""
+        event = self.decode(msg)
+        expected = self.topic.key_for(event)
+        if msg.key is None:
+            raise DecodeError(
+                f"message has no key (expected the event's {self.topic.key_field}, "
+                f"{_quote(expected)})"
+            )
+        if msg.key != expected:
+            raise DecodeError(
+                f"message key {_quote(msg.key)} is not the event's {self.topic.key_field}, "
+                f"{_quote(expected)}"
+            )
+        return event
+
+
+def _quote(key: bytes, limit: int = 64) -> str:
+    text = key.decode("utf-8", "backslashreplace")
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
 
 def _summarise(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False)
@@ -114,9 +144,9 @@ def dead_letter_headers(
     if raw_attempts and raw_attempts.isdigit():
         attempts = int(raw_attempts) + 1
     origin = [
-        ("original_topic", msg.topic.encode()),
-        ("original_partition", str(msg.partition).encode()),
-        ("original_offset", str(msg.offset).encode()),
+        (HEADER_ORIGINAL_TOPIC, msg.topic.encode()),
+        (HEADER_ORIGINAL_PARTITION, str(msg.partition).encode()),
+        (HEADER_ORIGINAL_OFFSET, str(msg.offset).encode()),
     ]
     return (
         dlq_headers(

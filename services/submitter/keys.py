@@ -70,6 +70,12 @@ def presented_key(authorization: str | None, x_api_key: str | None) -> str | Non
     return None
 
 
+TENANT_ROLE = "tenant"
+OPERATOR_ROLE = "operator"
+ROLES = frozenset({TENANT_ROLE, OPERATOR_ROLE})
+NAME_MAX = 64
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     key_id: str
@@ -77,6 +83,14 @@ class KeyRecord:
     key_hash: str
     created_at: datetime
     revoked_at: datetime | None = None
+    # An operator key opens the operator API (every tenant's jobs, the DLQs); keys stored
+    # before roles existed are tenant keys.
+    role: str = TENANT_ROLE
+    name: str | None = None  # who holds it, for the records of what operators did
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == OPERATOR_ROLE
 
 
 class KeyRepo(Protocol):
@@ -85,18 +99,36 @@ class KeyRepo(Protocol):
     async def add(self, record: KeyRecord) -> None: ...
 
 
-class InvalidTenant(ValueError):
+class InvalidKeyInput(ValueError):
+    """A key cannot be made as asked (its tenant, role or name)."""
+
+
+class InvalidTenant(InvalidKeyInput):
     pass
 
 
-async def create_key(repo: KeyRepo, tenant_id: str) -> tuple[KeyRecord, str]:
+def _check_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    name = name.strip()
+    if not name or len(name) > NAME_MAX or not name.isprintable():
+        raise InvalidKeyInput(f"name must be 1-{NAME_MAX} printable characters")
+    return name
+
+
+async def create_key(
+    repo: KeyRepo, tenant_id: str, *, role: str = TENANT_ROLE, name: str | None = None
+) -> tuple[KeyRecord, str]:
     """Store a new key for ``tenant_id``; the clear key is returned once and never again."""
     if not is_plain_id(tenant_id):
         raise InvalidTenant(
             "tenant must be a plain id (letters, digits, '.', '_', '-'; at most 128)"
         )
+    if role not in ROLES:
+        raise InvalidKeyInput(f"role must be one of {sorted(ROLES)}")
     new = generate_key()
-    record = KeyRecord(new.key_id, tenant_id, new.key_hash, datetime.now(UTC))
+    record = KeyRecord(new.key_id, tenant_id, new.key_hash, datetime.now(UTC),
+                       role=role, name=_check_name(name))  # fmt: skip
     await repo.add(record)
     return record, new.key
 
@@ -113,17 +145,19 @@ class IssuedKey:
 
 
 async def issue_key(
-    repo: KeyRepo, webhook_secrets: WebhookSecretIssuer, tenant_id: str
-) -> IssuedKey:
+    repo: KeyRepo, webhook_secrets: WebhookSecretIssuer, tenant_id: str, *,
+    role: str = TENANT_ROLE, name: str | None = None,
+) -> IssuedKey:  # fmt: skip
     """:func:`create_key`, and the tenant's webhook signing secret along with its first
     key (services/webhooks/secrets.py). Both are returned once and never again."""
-    record, key = await create_key(repo, tenant_id)
+    record, key = await create_key(repo, tenant_id, role=role, name=name)
     # Made after the key: a secret made for a key that then failed would never be shown.
     return IssuedKey(record, key, await webhook_secrets.create_if_missing(tenant_id))
 
 
-async def authenticate(repo: KeyRepo, key: str | None) -> str | None:
-    """The tenant a presented key belongs to, or None when it is missing, unknown or revoked."""
+async def authenticate_record(repo: KeyRepo, key: str | None) -> KeyRecord | None:
+    """The live record of a presented key (with its role), or None when the key is
+    missing, unknown or revoked."""
     if not key:
         return None
     key_id = key_id_of(key)
@@ -132,7 +166,13 @@ async def authenticate(repo: KeyRepo, key: str | None) -> str | None:
     record = await repo.get(key_id)
     if record is None or record.revoked_at is not None or not matches(key, record.key_hash):
         return None
-    return record.tenant_id
+    return record
+
+
+async def authenticate(repo: KeyRepo, key: str | None) -> str | None:
+    """The tenant a presented key belongs to, or None when it is missing, unknown or revoked."""
+    record = await authenticate_record(repo, key)
+    return record.tenant_id if record is not None else None
 
 
 API_KEYS = "api_keys"
@@ -157,6 +197,8 @@ class KeyStore:
                 "key_hash": record.key_hash,
                 "created_at": record.created_at,
                 "revoked_at": record.revoked_at,
+                "role": record.role,
+                "name": record.name,
             }
         )
 
@@ -180,4 +222,6 @@ def _record(doc: Doc) -> KeyRecord:
         key_hash=doc["key_hash"],
         created_at=doc["created_at"],
         revoked_at=doc.get("revoked_at"),
+        role=doc.get("role") or TENANT_ROLE,
+        name=doc.get("name"),
     )

@@ -10,9 +10,11 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from schemas.codes import Code
+from services.common.obs.logs import annotate
+from services.ops.actions import Actor
 from services.submitter.clips.on_demand import ClipPorts
 from services.submitter.http.errors import ApiError
-from services.submitter.keys import KeyRepo, authenticate, presented_key
+from services.submitter.keys import KeyRepo, authenticate, authenticate_record, presented_key
 from services.submitter.runtime import Runtime
 
 # Declared for the OpenAPI document; the header values are read directly below so a
@@ -51,7 +53,28 @@ async def get_tenant(
     if tenant is None:
         message = "missing API key" if key is None else "invalid or revoked API key"
         raise ApiError(Code.UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
+    annotate(tenant=tenant)  # the request's later log lines say whose it was
     return tenant
 
 
 Tenant = Annotated[str, Depends(get_tenant)]
+
+
+async def get_operator(
+    request: Request,
+    keys: Annotated[KeyRepo, Depends(get_keys)],
+    _b: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    _k: Annotated[str | None, Security(_api_key)],
+) -> Actor:
+    """The operator behind an operator key: 401 without a live key, 403 for a tenant's."""
+    key = presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    record = await authenticate_record(keys, key)
+    if record is None:
+        message = "missing API key" if key is None else "invalid or revoked API key"
+        raise ApiError(Code.UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
+    if not record.is_operator:
+        raise ApiError(Code.FORBIDDEN, "this needs an operator key")
+    return Actor(key_id=record.key_id, name=record.name or "")
+
+
+OperatorDep = Annotated[Actor, Depends(get_operator)]

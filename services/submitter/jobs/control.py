@@ -76,7 +76,19 @@ class JobControl:
         created_after: datetime | None = None, created_before: datetime | None = None,
         limit: int = 50, cursor: str | None = None,
     ) -> Page:  # fmt: skip
-        query: dict[str, Any] = {"tenant_id": tenant_id}
+        return await self.page(
+            {"tenant_id": tenant_id}, status=status, kind=kind, created_after=created_after,
+            created_before=created_before, limit=limit, cursor=cursor,
+        )  # fmt: skip
+
+    async def page(
+        self, base: Doc, *, status: str | None = None, kind: str | None = None,
+        created_after: datetime | None = None, created_before: datetime | None = None,
+        limit: int = 50, cursor: str | None = None,
+    ) -> Page:  # fmt: skip
+        """Jobs matching ``base`` and the filters, newest first: the tenant's (``list``),
+        or, for operators, any tenant's."""
+        query: dict[str, Any] = dict(base)
         if status:
             query["status"] = status
         if kind:

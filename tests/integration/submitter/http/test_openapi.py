@@ -32,6 +32,7 @@ from schemathesis.cli import schemathesis as schemathesis_cli
 from schemathesis.openapi.checks import RejectedPositiveData
 
 from services.common.settings import Settings
+from services.submitter.keys import OPERATOR_ROLE, create_key
 from tests.integration.submitter.kit import make_tone, running_api
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -53,6 +54,7 @@ LEGITIMATE_REFUSALS = {
     "POST /v1/jobs": {"invalid_s3_key", "invalid_callback_url", "invalid_spec"},
     # A cursor this API never gave out: opaque tokens have no schema.
     "GET /v1/jobs": {"invalid_request"},
+    "GET /v1/ops/jobs": {"invalid_request"},
 }
 
 CONFIG = """\
@@ -69,6 +71,11 @@ max-examples = 15
 
 [auth.openapi.HTTPBearer]
 bearer = "{key}"
+
+# The operator API takes operator keys only (a tenant's key is a 403 there).
+[[operations]]
+include-path-regex = "^/v1/ops/"
+headers = {{ Authorization = "Bearer {operator_key}" }}
 """
 
 
@@ -90,7 +97,9 @@ async def test_schemathesis_finds_no_failure(settings: Settings, tmp_path: Path)
         await api.runtime.media.upload_file("ingest/acme/show.mp3", tone)
 
         config = tmp_path / "schemathesis.toml"
-        config.write_text(CONFIG.format(key=headers["Authorization"].removeprefix("Bearer ")))
+        _, operator_key = await create_key(api.runtime.keys, "ops", role=OPERATOR_ROLE, name="t")
+        key = headers["Authorization"].removeprefix("Bearer ")
+        config.write_text(CONFIG.format(key=key, operator_key=operator_key))
         async with serving(api.app) as base_url:
             code, output = await run_schemathesis(
                 ["--config-file", str(config), "run", f"{base_url}/openapi.json"],
