@@ -85,9 +85,30 @@ def _row(view: JobView, tenant_id: str) -> JobRow:
 def _error(view: JobView) -> tuple[str | None, str | None]:
     if isinstance(view.error, Mapping):
         return _text(view.error.get("code")), _text(view.error.get("message"))
+
+    # A failed attempt that a later attempt of the same stage made good (audio.a1 failed,
+    # audio.a2 completed) is history, not the job's error: the newest unanswered failure.
+    def family(name: str) -> str:
+        return name.split(".", 1)[0]
+
+    def when(stage: Any) -> datetime:
+        at = stage.updated_at
+        return at if isinstance(at, datetime) else datetime.min.replace(tzinfo=UTC)
+
+    completed_at: dict[str, datetime] = {}
     for stage in view.stages:
-        if stage.error:
-            return _text(stage.error.get("code")), _text(stage.error.get("message"))
+        if stage.status == "COMPLETED":
+            completed_at[family(stage.name)] = max(when(stage), completed_at.get(
+                family(stage.name), datetime.min.replace(tzinfo=UTC)))  # fmt: skip
+    open_failures = [
+        stage for stage in view.stages
+        if stage.error and when(stage) > completed_at.get(family(stage.name),
+                                                          datetime.min.replace(tzinfo=UTC))
+    ]  # fmt: skip
+    if open_failures:
+        stage = max(open_failures, key=when)
+        assert stage.error is not None
+        return _text(stage.error.get("code")), _text(stage.error.get("message"))
     return None, None
 
 

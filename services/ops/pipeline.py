@@ -140,7 +140,9 @@ def stage_stats(
             failed[stage] = failed.get(stage, 0) + 1
         took = _ms(doc.get("created_at"), doc.get("updated_at"))
         durations.setdefault(stage, []).extend([] if took is None else [took])
-    names = sorted(set(taken) | set(durations))
+    # The lifecycle and the webhook service have rows of their own (lifecycle_stats,
+    # webhook_stats): their ledger entries would list them twice.
+    names = sorted((set(taken) | set(durations)) - {LIFECYCLE, WEBHOOKS})
     return [
         StageStats(
             name,
@@ -194,7 +196,8 @@ Counts = Iterable[tuple[dict[str, str], int]]
 
 
 def _ok(status: str) -> bool:
-    return status.isdigit() and int(status) < 400
+    # HTTP providers count by status code; the offline provider says "ok" or "error".
+    return status == "ok" or (status.isdigit() and int(status) < 400)
 
 
 def provider_stats(counts: Counts) -> list[ProviderStats]:

@@ -17,9 +17,12 @@ from starlette.routing import Match
 
 from schemas.codes import Code
 from services.common.errors import PermanentError, TransientError
-from services.submitter.http import health
+from services.submitter.console.router import build_router as console_router
+from services.submitter.http import health, metrics
 from services.submitter.http.errors import ApiError, error_body, from_validation, status_message
 from services.submitter.http.routes import clips, episodes, jobs, legacy_audio, media, merges
+from services.submitter.http.routes import ops as ops_routes
+from services.submitter.http.tracing import TracedAPI
 from services.submitter.runtime import open_runtime
 from services.submitter.settings import SubmitterSettings
 
@@ -42,7 +45,7 @@ def create_api(settings: SubmitterSettings) -> FastAPI:
             app.state.runtime = runtime
             yield
 
-    app = FastAPI(
+    app = TracedAPI(
         title="Tapedeck submitter",
         version="1.0.0",
         summary="Register episodes and fetch clips of them.",
@@ -56,7 +59,11 @@ def create_api(settings: SubmitterSettings) -> FastAPI:
     app.include_router(media.router)
     app.include_router(merges.router)
     app.include_router(legacy_audio.router)
+    app.include_router(ops_routes.router)
     app.include_router(health.router)
+    app.include_router(console_router())
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestMetrics)
     return app
 
 

@@ -62,6 +62,9 @@ def test_stage_figures_join_records_of_a_stage_and_keep_to_the_window() -> None:
         {"stage": "clip", "emitted": ["a"]},
         {"stage": "clip", "emitted": ["b", "c"]},
         {"stage": "merge", "emitted": []},
+        # Rows of their own (lifecycle_stats, webhook_stats), never listed twice.
+        {"stage": "lifecycle", "emitted": ["d"]},
+        {"stage": "webhooks", "emitted": []},
     ]
     by = {s.stage: s for s in stage_stats(docs, ledger, SINCE)}
     assert set(by) == {"clip", "merge", "audio"}
@@ -99,12 +102,14 @@ def test_usage_counts_become_ratios_and_a_ranking() -> None:
         [
             ({"provider": "fal", "status": "200"}, 3),
             ({"provider": "fal", "status": "429"}, 1),
-            ({"provider": "local", "status": "error"}, 2),
+            ({"provider": "fal", "status": "timeout"}, 1),
+            ({"provider": "local", "status": "error"}, 1),
+            ({"provider": "local", "status": "ok"}, 3),
         ]
     )
     assert [(p.provider, p.calls, p.errors, p.error_ratio) for p in providers] == [
-        ("fal", 4, 1, 0.25),
-        ("local", 2, 2, 1.0),
+        ("fal", 5, 2, 0.4),
+        ("local", 4, 1, 0.25),
     ]
     caches = cache_stats(
         [
