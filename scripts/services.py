@@ -27,7 +27,12 @@ def _healthz() -> None:
             raise RuntimeError(f"healthz answered {resp.status}")
 
 
-def _service(name: str, module: str, probe: Callable[[], None] | None = None) -> stack.Service:
+def _service(
+    name: str,
+    module: str,
+    probe: Callable[[], None] | None = None,
+    web: tuple[str, int] | None = None,
+) -> stack.Service:
     svc = stack.Service(
         name=name,
         port=0,
@@ -35,9 +40,21 @@ def _service(name: str, module: str, probe: Callable[[], None] | None = None) ->
         argv=lambda: [PY, "-m", module],
         probe=lambda: None,
     )
-    # A worker without a port is healthy while its process runs.
-    svc.probe = probe or (lambda: _alive(svc))
+    if web is not None:
+        # The worker's /metrics, /healthz and /readyz, unless the caller chose a port.
+        setting, default = web
+        port = int(os.environ.get(setting) or default)
+        svc.env[setting] = str(port)
+        svc.probe = probe or (lambda: _ready(f"http://127.0.0.1:{port}/readyz"))
+    else:
+        svc.probe = probe or (lambda: _alive(svc))
     return svc
+
+
+def _ready(url: str) -> None:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"{url} answered {resp.status}")
 
 
 def _alive(svc: stack.Service) -> None:
@@ -45,12 +62,12 @@ def _alive(svc: stack.Service) -> None:
         raise RuntimeError(f"{svc.name} is not running")
 
 
-CLIPPER = _service("clipper", "services.clipper")
-AUDIO_AGENT = _service("audio-agent", "services.audio_agent")
-MERGER = _service("merger", "services.merger")
+CLIPPER = _service("clipper", "services.clipper", web=("CLIPPER_WEB_PORT", 6071))
+AUDIO_AGENT = _service("audio-agent", "services.audio_agent", web=("AUDIO_WEB_PORT", 6072))
+MERGER = _service("merger", "services.merger", web=("MERGER_WEB_PORT", 6073))
 SUBMITTER = _service("submitter", "services.submitter", _healthz)
-WEBHOOKS = _service("webhooks", "services.webhooks")
-LIFECYCLE = _service("lifecycle", "services.lifecycle")
+WEBHOOKS = _service("webhooks", "services.webhooks", web=("WEBHOOK_WEB_PORT", 6075))
+LIFECYCLE = _service("lifecycle", "services.lifecycle", web=("LIFECYCLE_WEB_PORT", 6074))
 SERVICES = [CLIPPER, AUDIO_AGENT, MERGER, LIFECYCLE, SUBMITTER, WEBHOOKS]
 
 
