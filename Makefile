@@ -38,9 +38,12 @@ lint: venv
 schemas: venv
 	$(PY) -m schemas.export
 
+# Every benchmark, one table; results in bench/results/latest.{json,md} (BENCH_ARGS: --only,
+# --smoke). Speed never fails it.
+BENCH_ARGS ?=
+
 bench: up
-	$(PY) -m bench.clip_bench
-	$(PY) -m bench.merge_bench
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 # Mutation testing of the shared stage code against the unit tier (not part of CI; a few
 # minutes on 2 cores). Starts from scratch each time: mutmut keeps old verdicts for code

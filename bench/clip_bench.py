@@ -1,20 +1,25 @@
-"""Clip benchmark: our clip path against the naive one, on 10-minute to 3-hour MP3 episodes.
+"""Clip benchmark: an uncached MP3 clip against its floor, on 10-minute to 3-hour episodes.
 
 *Ours* is :class:`~services.clipper.handler.ClipHandler` with the real adapters
 (EpisodeStore, ClipStore, MediaStore, FFmpegCutter) on the local stack, in its default
-mode (stream copy): one ranged GET of the byte window the seek index points at. Every
-measured request asks for a new range (a cache miss); one repeat per source measures a
-cache hit.
+mode (stream copy): the seek index's records around the clip (one small ranged GET),
+one ranged GET of the byte window they point at, the frames cut in process, one PUT.
 
-*Naive* is what the old Lambda did: download the whole episode from S3, cut the range
-from the local file re-encoding it to MP3 (libmp3lame 128k), upload the clip.
+The **floor** is what no clip path can avoid: a ranged GET of the same bytes plus a PUT
+of the clip's bytes, timed right after each of our requests in the same run.
 
-For each (source, path) it reports the median wall latency and the median S3 bytes read
-per request (``MediaStore.bytes_read`` before and after), the naive/ours ratios, and how
-our path on the longest source compares with the shortest. Everything runs in its own
-MongoDB database and S3 key prefix, both removed at the end, even on error.
+The suite's figures (``run``): per source, the uncached clip's median against the floor
+(target: within 2x), the same clip through the old ffmpeg path (ffprobe + ffmpeg
+processes on the same window), a cache hit; and the clipper's memory on a 1 GB source
+(:mod:`bench.clip_memory`). Every measured uncached request asks for a new range and
+starts with the seek-index cache empty, so each one pays its index read.
+
+The command line compares ours with the *naive* path (what the old Lambda did: download
+the whole episode, re-encode the range, upload):
 
     python -m bench.clip_bench [--durations 600,3600,10800] [--reps 9] [--clip-s 30]
+
+Everything runs in its own MongoDB database and S3 key prefix, removed at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import os
 import socket
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -37,11 +43,15 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bench.clip_memory import measure as measure_memory
+from bench.figures import BenchContext, Figure
 from bench.sources import cache_dir, ensure_source
 from schemas.clip import ClipReady, ClipRequested
 from schemas.names import Stage
 from services.clipper.cutter import Cut, FFmpegCutter
+from services.clipper.episode_cache import CachedEpisodes
 from services.clipper.handler import ClipConfig, ClipHandler
+from services.clipper.seek_windows import SeekWindows, Window
 from services.common.clip_rules import ClipPlan
 from services.common.clips import ClipStore
 from services.common.context import StageContext
@@ -55,6 +65,7 @@ from services.common.settings import Settings
 TENANT = "bench"
 # Off the MP3 frame grid (26.12 ms), so no start happens to fall on a frame edge.
 START_JITTER_MS = 317
+TARGET_RATIO = 2.0
 
 
 class _NoCheckpoints:
@@ -83,34 +94,28 @@ class Sample:
     latency_ms: float
     bytes_read: int
     clip_bytes: int
-    cut_ms: float | None = None  # ours: time inside the cutter (ranged GET + ffprobe + ffmpeg)
+    cut_ms: float | None = None  # time inside the cutter (index, ranged GET, cut)
+    floor_ms: float | None = None  # ranged GET of the same window + PUT of the clip's bytes
 
 
-@dataclass
-class SourceRun:
-    duration_s: int
-    size_bytes: int
-    register_ms: float
-    index_entries: int
-    index_load_ms: float  # median time to load the episode's seek index from MongoDB
-    ours: list[Sample] = field(default_factory=list)
-    hit: Sample | None = None
-    naive: list[Sample] = field(default_factory=list)
+class RecordingWindows(SeekWindows):
+    """The real window lookup, remembering the last window it gave."""
 
+    last: Window | None = None
 
-def median(values: Sequence[float]) -> float:
-    return float(statistics.median(values)) if values else float("nan")
-
-
-def ratio(a: float, b: float) -> float | None:
-    return round(a / b, 2) if b else None
+    async def window(
+        self, episode: Episode, start_ms: float, end_ms: float, preroll_ms: int = 500
+    ) -> Window | None:
+        self.last = await super().window(episode, start_ms, end_ms, preroll_ms)
+        return self.last
 
 
 class TimedCutter(FFmpegCutter):
-    """The real cutter, noting how long its last cut took and how many bytes it read."""
+    """The real cutter, noting how long its last cut took, what it read and wrote."""
 
     last_cut_ms: float | None = None
     last_bytes_read: int | None = None
+    last_clip: bytes | None = None
 
     @contextlib.asynccontextmanager
     async def cut(self, episode: Episode, plan: ClipPlan) -> AsyncIterator[Cut]:
@@ -118,6 +123,7 @@ class TimedCutter(FFmpegCutter):
         async with super().cut(episode, plan) as result:
             self.last_cut_ms = (time.perf_counter() - t0) * 1000
             self.last_bytes_read = result.bytes_read
+            self.last_clip = result.path.read_bytes()  # small: in place, not via a thread
             yield result
 
 
@@ -128,8 +134,26 @@ class Bench:
     media: MediaStore
     ffmpeg: FFmpeg
     cutter: TimedCutter
+    windows: RecordingWindows
     handler: ClipHandler
     clip_ms: int
+    scratch: Path
+
+    @classmethod
+    def make(
+        cls, settings: Settings, episodes: EpisodeStore, clips: ClipStore, media: MediaStore,
+        clip_ms: int, scratch: Path, *, in_process: bool = True,
+    ) -> Bench:  # fmt: skip
+        """The clip handler with the real adapters; ``in_process=False`` cuts MP3 stream
+        copies with ffmpeg, as before the in-process cutter."""
+        ffmpeg = FFmpeg.from_settings(settings)
+        windows = RecordingWindows(media, episodes)
+        cutter = TimedCutter(media, ffmpeg, episodes, in_process_mp3=in_process, windows=windows)
+        handler = ClipHandler(
+            episodes=CachedEpisodes(episodes), clips=clips, media=media, cutter=cutter,
+            config=ClipConfig(settings.clip_max_duration_ms, settings.clip_url_expiry_s),
+        )  # fmt: skip
+        return cls(settings, episodes, media, ffmpeg, cutter, windows, handler, clip_ms, scratch)
 
     async def ours(self, episode: Episode, start_ms: int, *, expect_hit: bool) -> Sample:
         req = ClipRequested(
@@ -150,9 +174,22 @@ class Bench:
         assert isinstance(ready, ClipReady)
         if ready.cache_hit != expect_hit:
             raise RuntimeError(f"expected cache_hit={expect_hit} for {ready.s3_key}")
-        if not expect_hit and self.cutter.last_bytes_read not in (None, read):
-            raise RuntimeError(f"cutter read {self.cutter.last_bytes_read} B, S3 counted {read}")
+        cut_read = self.cutter.last_bytes_read
+        if not expect_hit and cut_read is not None and read < cut_read:
+            raise RuntimeError(f"cutter read {cut_read} B, S3 counted {read}")
         return Sample(start_ms, latency, read, ready.size_bytes, self.cutter.last_cut_ms)
+
+    async def floor(self, episode: Episode) -> float:
+        """A ranged GET of the window the last cut read, and a PUT of the clip it made."""
+        window, clip = self.windows.last, self.cutter.last_clip
+        if window is None or clip is None:
+            raise RuntimeError("the last cut read no window: no floor to measure")
+        path = self.scratch / "floor-clip.mp3"
+        await asyncio.to_thread(path.write_bytes, clip)
+        t0 = time.perf_counter()
+        await self.media.get_range(episode.s3_key, window.first, window.last)
+        await self.media.upload_file(f"floor/{uuid.uuid4().hex}.mp3", path, "audio/mpeg")
+        return (time.perf_counter() - t0) * 1000
 
     async def naive(self, episode: Episode, start_ms: int) -> Sample:
         """Whole download, re-encoding cut from the local file, upload."""
@@ -173,6 +210,7 @@ class Bench:
         return Sample(start_ms, latency, self.media.bytes_read - before, size)
 
     async def index_load_ms(self, episode_id: str, times: int = 5) -> tuple[float, int]:
+        """The MongoDB copy of the index (what clips loaded before the binary index)."""
         took: list[float] = []
         entries = 0
         for _ in range(times):
@@ -183,13 +221,18 @@ class Bench:
         return median(took), entries
 
 
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
 def starts(duration_ms: int, clip_ms: int, n: int) -> list[int]:
     """``n`` clip starts spread evenly over the episode (middles of ``n`` equal slices)."""
     span = max(duration_ms - clip_ms, 0)
     return [min(round((i + 0.5) / n * span) + START_JITTER_MS, span) for i in range(n)]
-
-
-# -- the run ----------------------------------------------------------------------------------
 
 
 def _label(duration_s: int) -> str:
@@ -198,6 +241,159 @@ def _label(duration_s: int) -> str:
     if duration_s % 60 == 0:
         return f"{duration_s // 60} min"
     return f"{duration_s} s"
+
+
+@contextlib.asynccontextmanager
+async def stores(
+    settings: Settings,
+) -> AsyncIterator[tuple[MediaStore, AsyncDatabase[Doc], EpisodeStore, ClipStore]]:
+    mongo = connect(settings, app_name="tapedeck-bench")
+    try:
+        async with MediaStore.from_settings(settings) as media:
+            await media.ensure_bucket()
+            db = database(mongo, settings)
+            episodes, clips = EpisodeStore(db), ClipStore(db)
+            await episodes.ensure_indexes()
+            await clips.ensure_collections()
+            yield media, db, episodes, clips
+    finally:
+        await mongo.close()
+
+
+async def register(bench: Bench, path: Path, duration_s: int, say: Any) -> tuple[Episode, float]:
+    t0 = time.perf_counter()
+    ep = await register_file(
+        path, episode_id=f"bench-{duration_s}s", tenant_id=TENANT, filename=path.name,
+        store=bench.episodes, media=bench.media, ffmpeg=bench.ffmpeg,
+    )  # fmt: skip
+    took = (time.perf_counter() - t0) * 1000
+    say(f"registered {_label(duration_s):>6}: {ep.size_bytes / 1e6:.1f} MB, "
+        f"{ep.duration_ms / 1000:.0f} s, seek index={ep.seek_indexed}, {took:.0f} ms")  # fmt: skip
+    return ep, took
+
+
+# -- the suite's figures ----------------------------------------------------------------------
+
+
+@dataclass
+class SourceFigures:
+    duration_s: int
+    ours: list[Sample] = field(default_factory=list)
+    old: list[Sample] = field(default_factory=list)
+    warm: list[Sample] = field(default_factory=list)
+    hit: Sample | None = None
+
+
+async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
+    """Uncached MP3 clips against their floor per source, the old path, a cache hit, and
+    the clipper's memory on a 1 GB source."""
+    durations = [60] if smoke else [600, 3600, 10800]
+    clip_ms = 5000 if smoke else 30_000
+    reps, old_reps, warm_reps = (2, 1, 1) if smoke else (15, 5, 5)
+    paths = {d: await asyncio.to_thread(ensure_source, d, ctx.cache_dir, log=ctx.log)
+             for d in durations}  # fmt: skip
+    results: list[SourceFigures] = []
+    async with stores(ctx.settings) as (media, _db, episodes, clips):
+        with tempfile.TemporaryDirectory(prefix="tapedeck-bench-clip-") as scratch:
+            args = (ctx.settings, episodes, clips, media, clip_ms, Path(scratch))
+            ours, old = Bench.make(*args), Bench.make(*args, in_process=False)
+            registered = {d: (await register(ours, paths[d], d, ctx.log))[0] for d in durations}
+            # Warm-up, not measured: connections, the first ffmpeg runs, the page cache.
+            first = registered[durations[0]]
+            await ours.ours(first, 0, expect_hit=False)
+            await ours.floor(first)
+            await old.ours(first, 1000, expect_hit=False)
+            for d in durations:
+                results.append(await _measure_source(ctx, ours, old, registered[d], d,
+                                                     reps, old_reps, warm_reps))  # fmt: skip
+    figures = [f for r in results for f in _source_figures(r, clip_ms)]
+    figures.append(await measure_memory(ctx, smoke=smoke))
+    return figures
+
+
+async def _measure_source(
+    ctx: BenchContext, ours: Bench, old: Bench, ep: Episode, duration_s: int,
+    reps: int, old_reps: int, warm_reps: int,
+) -> SourceFigures:  # fmt: skip
+    label = _label(duration_s)
+    out = SourceFigures(duration_s)
+    # Distinct ranges for every request (each a cache miss), spread over the episode.
+    mine = starts(ep.duration_ms, ours.clip_ms, reps)
+    olds = [s + 1009 for s in starts(ep.duration_ms, ours.clip_ms, old_reps)]
+    warms = [s + 2011 for s in starts(ep.duration_ms, ours.clip_ms, warm_reps)]
+    for i in range(max(reps, old_reps)):
+        if i < len(mine):
+            ours.windows.blocks.clear()  # each uncached clip pays its index read
+            s = await ours.ours(ep, mine[i], expect_hit=False)
+            s.floor_ms = await ours.floor(ep)
+            out.ours.append(s)
+            ctx.log(f"[{label:>6}] ours  {i + 1}/{reps} @{s.start_ms / 1000:8.1f} s: "
+                    f"{s.latency_ms:6.1f} ms (floor {s.floor_ms:5.1f} ms), "
+                    f"{s.bytes_read / 1e3:6.1f} kB read")  # fmt: skip
+        if i < len(olds):
+            old.windows.blocks.clear()
+            s = await old.ours(ep, olds[i], expect_hit=False)
+            out.old.append(s)
+            ctx.log(f"[{label:>6}] old   {i + 1}/{old_reps} @{s.start_ms / 1000:8.1f} s: "
+                    f"{s.latency_ms:6.1f} ms")  # fmt: skip
+    for start in warms:  # the index block already cached by an earlier clip nearby
+        await ours.windows.window(ep, start, start + ours.clip_ms)
+        out.warm.append(await ours.ours(ep, start, expect_hit=False))
+    out.hit = await ours.ours(ep, mine[0], expect_hit=True)
+    ctx.log(f"[{label:>6}] cache hit: {out.hit.latency_ms:.1f} ms")
+    return out
+
+
+def _source_figures(r: SourceFigures, clip_ms: int) -> list[Figure]:
+    label = _label(r.duration_s)
+    clip = f"{clip_ms / 1000:g} s MP3 clip, {label} source"
+    ours = median([s.latency_ms for s in r.ours])
+    floor = median([s.floor_ms for s in r.ours if s.floor_ms is not None])
+    old = median([s.latency_ms for s in r.old])
+    warm = median([s.latency_ms for s in r.warm])
+    read = median([s.bytes_read for s in r.ours])
+    # Each request and its floor were timed back to back: their ratio is steadier than
+    # the ratio of the medians when other work on the machine comes and goes.
+    pairs = median([s.latency_ms / s.floor_ms for s in r.ours if s.floor_ms])
+    floor_name = "floor: ranged GET of the same bytes + PUT of the clip"
+    x = ours / floor if floor else float("nan")
+    return [
+        Figure(
+            "clip", f"uncached {clip}", round(ours, 1), "ms", baseline_name=floor_name,
+            baseline=round(floor, 1), ratio=round(x, 2), target=f"<= {TARGET_RATIO:g}x floor",
+            met=x <= TARGET_RATIO,
+            note=f"median of {len(r.ours)}; in-process stream copy, seek index not cached "
+                 f"(one ranged GET of its records); {read / 1e3:.0f} kB read per clip; "
+                 f"median of the per-request ratios to the floor timed right after each: "
+                 f"{pairs:.2f}x; with the index block cached: {warm:.1f} ms",
+        ),
+        Figure(
+            "clip", f"uncached {clip}, old ffmpeg path", round(old, 1), "ms",
+            baseline_name=floor_name, baseline=round(floor, 1),
+            ratio=round(old / floor, 2) if floor else None,
+            note=f"median of {len(r.old)}; the same window cut by ffprobe + ffmpeg processes "
+                 "(the path before the in-process cutter), for comparison",
+        ),
+        Figure(
+            "clip", f"cache hit, {clip}", round(r.hit.latency_ms if r.hit else float("nan"), 1),
+            "ms", note="HEAD of the clip, its record, the request log, a presigned URL; 1 run",
+        ),
+    ]  # fmt: skip
+
+
+# -- the command line: ours against the naive path --------------------------------------------
+
+
+@dataclass
+class SourceRun:
+    duration_s: int
+    size_bytes: int
+    register_ms: float
+    index_entries: int
+    index_load_ms: float  # median time to load the episode's MongoDB index copy
+    ours: list[Sample] = field(default_factory=list)
+    hit: Sample | None = None
+    naive: list[Sample] = field(default_factory=list)
 
 
 def _check_stack(settings: Settings) -> None:
@@ -249,7 +445,7 @@ async def isolated(
         await mongo.close()
 
 
-async def run(durations: list[int], reps: int, naive_reps: int, clip_ms: int) -> dict[str, Any]:
+async def compare(durations: list[int], reps: int, naive_reps: int, clip_ms: int) -> dict[str, Any]:
     base = Settings()
     _check_stack(base)
     load_start = os.getloadavg()
@@ -266,62 +462,42 @@ async def run(durations: list[int], reps: int, naive_reps: int, clip_ms: int) ->
         episodes, clips = EpisodeStore(db), ClipStore(db)
         await episodes.ensure_indexes()
         await clips.ensure_collections()
-        ffmpeg = FFmpeg.from_settings(settings)
-        cutter = TimedCutter(media, ffmpeg, episodes)
-        handler = ClipHandler(
-            episodes=episodes,
-            clips=clips,
-            media=media,
-            cutter=cutter,
-            config=ClipConfig(settings.clip_max_duration_ms, settings.clip_url_expiry_s),
-        )
-        bench = Bench(settings, episodes, media, ffmpeg, cutter, handler, clip_ms)
+        with tempfile.TemporaryDirectory(prefix="tapedeck-bench-clip-") as scratch:
+            bench = Bench.make(settings, episodes, clips, media, clip_ms, Path(scratch))
+            registered = {d: await register(bench, paths[d], d, log) for d in durations}
 
-        registered: dict[int, tuple[Episode, float]] = {}
-        for d in durations:
-            t0 = time.perf_counter()
-            ep = await register_file(
-                paths[d], episode_id=f"bench-{d}s", tenant_id=TENANT, filename=paths[d].name,
-                store=episodes, media=media, ffmpeg=ffmpeg,
-            )  # fmt: skip
-            took = (time.perf_counter() - t0) * 1000
-            registered[d] = (ep, took)
-            log(
-                f"registered {_label(d):>6}: {ep.size_bytes / 1e6:.1f} MB, "
-                f"{ep.duration_ms / 1000:.0f} s, seek index={ep.seek_indexed}, {took:.0f} ms"
-            )
+            # Warm-up, not measured: connections, first ffmpeg runs, page cache of the tools.
+            first = registered[durations[0]][0]
+            await bench.ours(first, 0, expect_hit=False)
+            await bench.naive(first, 0)
 
-        # Warm-up, not measured: connections, first ffmpeg runs, page cache of the tools.
-        first = registered[durations[0]][0]
-        await bench.ours(first, 0, expect_hit=False)
-        await bench.naive(first, 0)
-
-        for d in durations:
-            ep, reg_ms = registered[d]
-            load_ms, entries = await bench.index_load_ms(ep.episode_id)
-            sr = SourceRun(d, ep.size_bytes, reg_ms, entries, load_ms)
-            label = _label(d)
-            # Interleaved, so anything else running on the machine weighs on both paths alike.
-            ours_starts = starts(ep.duration_ms, clip_ms, reps)
-            naive_starts = starts(ep.duration_ms, clip_ms, naive_reps)
-            for i in range(max(reps, naive_reps)):
-                if i < reps:
-                    s = await bench.ours(ep, ours_starts[i], expect_hit=False)
-                    sr.ours.append(s)
-                    log(
-                        f"[{label:>6}] ours  {i + 1}/{reps} @{s.start_ms / 1000:8.1f} s: "
-                        f"{s.latency_ms:7.0f} ms, {s.bytes_read / 1e3:8.1f} kB read"
-                    )
-                if i < naive_reps:
-                    s = await bench.naive(ep, naive_starts[i])
-                    sr.naive.append(s)
-                    log(
-                        f"[{label:>6}] naive {i + 1}/{naive_reps} @{s.start_ms / 1000:8.1f} s: "
-                        f"{s.latency_ms:7.0f} ms, {s.bytes_read / 1e6:8.1f} MB read"
-                    )
-            sr.hit = await bench.ours(ep, sr.ours[0].start_ms, expect_hit=True)
-            log(f"[{label:>6}] ours  cache hit: {sr.hit.latency_ms:.0f} ms")
-            runs.append(sr)
+            for d in durations:
+                ep, reg_ms = registered[d]
+                load_ms, entries = await bench.index_load_ms(ep.episode_id)
+                sr = SourceRun(d, ep.size_bytes, reg_ms, entries, load_ms)
+                label = _label(d)
+                # Interleaved, so anything else on the machine weighs on both paths alike.
+                ours_starts = starts(ep.duration_ms, clip_ms, reps)
+                naive_starts = starts(ep.duration_ms, clip_ms, naive_reps)
+                for i in range(max(reps, naive_reps)):
+                    if i < reps:
+                        s = await bench.ours(ep, ours_starts[i], expect_hit=False)
+                        sr.ours.append(s)
+                        log(
+                            f"[{label:>6}] ours  {i + 1}/{reps} @{s.start_ms / 1000:8.1f} s: "
+                            f"{s.latency_ms:7.0f} ms, {s.bytes_read / 1e3:8.1f} kB read"
+                        )
+                    if i < naive_reps:
+                        s = await bench.naive(ep, naive_starts[i])
+                        sr.naive.append(s)
+                        log(
+                            f"[{label:>6}] naive {i + 1}/{naive_reps} "
+                            f"@{s.start_ms / 1000:8.1f} s: "
+                            f"{s.latency_ms:7.0f} ms, {s.bytes_read / 1e6:8.1f} MB read"
+                        )
+                sr.hit = await bench.ours(ep, sr.ours[0].start_ms, expect_hit=True)
+                log(f"[{label:>6}] ours  cache hit: {sr.hit.latency_ms:.0f} ms")
+                runs.append(sr)
     result = summarize(runs, reps, naive_reps, clip_ms)
     result["loadavg_1m"] = {"start": round(load_start[0], 2), "end": round(os.getloadavg()[0], 2)}
     return result
@@ -447,7 +623,7 @@ def render(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| source | registration | seek index entries | index load p50 | ours cut p50 "
+        "| source | registration | seek index entries | MongoDB index load p50 | ours cut p50 "
         "| ours min-max | naive min-max | clip size |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -514,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     try:
-        result = asyncio.run(run(args.durations, args.reps, args.naive_reps, args.clip_ms))
+        result = asyncio.run(compare(args.durations, args.reps, args.naive_reps, args.clip_ms))
     except KeyboardInterrupt:
         log("interrupted")
         return 130

@@ -38,6 +38,8 @@ APT_TOOLS = {
     "sox": "sox",
     # The console's browser tests drive it (Playwright cannot download its own here).
     "chromium": "chromium",
+    # The API benchmark's load generator (bench/api_bench.py).
+    "wrk": "wrk",
 }
 
 

@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from services.cli import clips, dlq, jobs, keys, produce, stack, submit, topics
+from services.cli import bench, clips, dlq, jobs, keys, produce, stack, submit, topics
 from services.cli.args import CliError, Parser, fail
 from services.cli.failures import describe
 
@@ -74,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     keys.add_commands(groups)
     clips.add_commands(groups)
     stack.add_commands(groups)
+    bench.add_commands(groups)
     return root
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from schemas import TOPICS
 from schemas.names import Stage
 from services.clipper.cutter import CUT_WORKDIR_PREFIX, FFmpegCutter
+from services.clipper.episode_cache import CachedEpisodes
 from services.clipper.handler import ClipConfig, ClipHandler, clip_failed
 from services.clipper.invalid import answer_invalid_clip_request
 from services.clipper.settings import ClipperSettings
@@ -34,7 +35,7 @@ async def clip_runner(settings: ClipperSettings) -> AsyncIterator[StageRunner]:
         await episodes.ensure_indexes()
         await clips.ensure_collections()
         handler = ClipHandler(
-            episodes=episodes,
+            episodes=CachedEpisodes(episodes),
             clips=clips,
             media=kit.media,
             cutter=FFmpegCutter(kit.media, FFmpeg.from_settings(settings), episodes),

@@ -1,10 +1,12 @@
-"""Cutting a clip out of an episode with ffmpeg, reading only the bytes it needs.
+"""Cutting a clip out of an episode, reading only the bytes it needs.
 
 MP3 episodes carry a seek index of real frame offsets: the cutter fetches just the byte
-window around the clip with one ranged GET. Stream copy then picks whole frames out of
-that window by their exact positions; accurate mode decodes the window from a short
-pre-roll and re-encodes from the exact sample. Either way VBR files cut where they
-should, which a bitrate-based seek does not.
+window around the clip with one ranged GET (:mod:`.seek_windows`). A stream copy to MP3
+is then done in process (:mod:`.mp3_cut`): the window is streamed through a frame
+parser, the wanted frames go straight to the output behind a fresh Xing/LAME frame, and
+no process is started. Accurate mode decodes the window with ffmpeg from a short pre-roll
+and re-encodes from the exact sample; other output formats are encoded by ffmpeg too.
+Either way VBR files cut where they should, which a bitrate-based seek does not.
 
 Other containers (MP4/M4A, WAV) are read by ffmpeg through a presigned URL: its http
 protocol seeks with Range requests using the container's own sample tables.
@@ -18,18 +20,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import tempfile
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.codes import Code
+from services.clipper.mp3_cut import Mp3Clip
+from services.clipper.seek_windows import SeekWindows, Window
 from services.common.clip_rules import CODEC_OF_FORMAT, ClipPlan
-from services.common.episodes import Episode, SeekIndex
+from services.common.episodes import Episode
 from services.common.errors import PermanentError
 from services.common.ffmpeg import FFmpegError, NotMediaError
+from services.common.mp3_frames import MP3_DECODER_DELAY, FreeFormat, NotFrames
 from services.common.ports import EpisodeRepo, FFmpegPort, MediaPort
+
+__all__ = ["COPY", "CUT_WORKDIR_PREFIX", "ENCODERS", "MP3_DECODER_DELAY", "Cut", "FFmpegCutter"]
 
 # Re-encoded clips: podcasts are mostly speech, 128k is transparent for them.
 ENCODERS: dict[str, dict[str, Any]] = {
@@ -42,16 +52,30 @@ COPY = {
     "m4a": {"acodec": "copy", "format": "ipod", "movflags": "+faststart"},
     "wav": {"acodec": "copy", "format": "wav"},
 }
-MP3_DECODER_DELAY = 529
 # URL lifetime for ffmpeg's own reads of the source: only as long as a cut can take.
 SOURCE_URL_EXPIRY_S = 900
 CUT_WORKDIR_PREFIX = "tapedeck-clip-"
+# What a read-ahead may hold: a window is read ahead only when at most READ_AHEAD_MAX
+# bytes (a 30 s clip is ~0.3 MB), and windows left unused by cache hits are dropped,
+# oldest first, beyond READ_AHEAD_TOTAL.
+READ_AHEAD_MAX = 1 << 20
+READ_AHEAD_TOTAL = 8 << 20
 
 
 class SourceUnreadable(PermanentError):
     """A registered episode's source no longer decodes (replaced or corrupted in storage)."""
 
     code = Code.SOURCE_UNREADABLE
+
+
+class WindowMedia(MediaPort, Protocol):
+    """The media port plus the ranged reads the cutter streams windows and index blocks with."""
+
+    def iter_bytes(
+        self, key: str, start: int | None = None, end: int | None = None
+    ) -> AsyncGenerator[bytes, None]: ...
+
+    async def get_range(self, key: str, start: int, end_inclusive: int) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -62,79 +86,171 @@ class Cut:
 
 
 class FFmpegCutter:
+    """``in_process_mp3=False`` keeps MP3 stream copies on ffmpeg too (the path before
+    the in-process cutter, for comparison); frames the in-process cutter refuses (free
+    format) go to ffmpeg either way."""
+
     def __init__(
-        self, media: MediaPort, ffmpeg: FFmpegPort, episodes: EpisodeRepo, index_cache: int = 64
+        self,
+        media: WindowMedia,
+        ffmpeg: FFmpegPort,
+        episodes: EpisodeRepo,
+        *,
+        in_process_mp3: bool = True,
+        windows: SeekWindows | None = None,
     ) -> None:
         self._media = media
         self._ffmpeg = ffmpeg
-        self._episodes = episodes
-        # An index never changes once written, and loading a 3-hour one (10k entries)
-        # costs more than the rest of a clip's database work: keep recent ones.
-        self._indexes: OrderedDict[tuple[str, str], SeekIndex] = OrderedDict()
-        self._index_cache = index_cache
+        self.windows = windows or SeekWindows(media, episodes)
+        self._in_process_mp3 = in_process_mp3
+        # Read ahead while the handler checked the cache, by clip key: a cache hit leaves
+        # its entry unused, so they are bounded by the bytes they hold.
+        self._ahead: OrderedDict[str, _Ahead] = OrderedDict()
+        self._ahead_bytes = 0
 
-    async def _seek_index(self, episode: Episode) -> SeekIndex | None:
-        key = (episode.episode_id, episode.s3_key)
-        if key in self._indexes:
-            self._indexes.move_to_end(key)
-            return self._indexes[key]
-        index = await self._episodes.seek_index(episode.tenant_id, episode.episode_id)
-        if index is not None:
-            self._indexes[key] = index
-            while len(self._indexes) > self._index_cache:
-                self._indexes.popitem(last=False)
-        return index
+    async def prefetch(self, episode: Episode, plan: ClipPlan) -> None:
+        """While the handler checks the cache: look up the clip's byte window (one small
+        ranged GET of index records), and for an in-process copy of a small window, read
+        it too. Only with the binary index: a cache hit should not wait on loading a
+        MongoDB index copy. A hit wastes these reads; most hits never reach the clipper
+        (the API answers them), and what reaches it is mostly misses."""
+        if not (episode.seek_indexed and episode.seek_index_key):
+            return
+        try:
+            window = await self._window(episode, plan)
+            data = None
+            if (
+                window is not None
+                and self._in_process(episode, plan)
+                and window.last - window.first < READ_AHEAD_MAX
+            ):
+                data = await self._media.get_range(episode.s3_key, window.first, window.last)
+        except Exception:  # the cut reads again, and reports what is wrong
+            return
+        self._forget(plan.key)
+        self._ahead[plan.key] = _Ahead(episode.s3_key, window, data)
+        self._ahead_bytes += len(data or b"")
+        while self._ahead_bytes > READ_AHEAD_TOTAL:
+            self._forget(next(iter(self._ahead)))
+
+    def _forget(self, key: str) -> _Ahead | None:
+        ahead = self._ahead.pop(key, None)
+        if ahead is not None:
+            self._ahead_bytes -= len(ahead.data or b"")
+        return ahead
+
+    def _in_process(self, episode: Episode, plan: ClipPlan) -> bool:
+        return self._in_process_mp3 and not plan.accurate and plan.format == episode.codec == "mp3"
+
+    async def _window(self, episode: Episode, plan: ClipPlan) -> Window | None:
+        # In packet time, the clip is heard at [start + shift, end + shift).
+        shift_ms = episode.start_skip_samples * 1000 / (episode.sample_rate or 44100)
+        return await self.windows.window(episode, plan.start_ms + shift_ms, plan.end_ms + shift_ms)
 
     @contextlib.asynccontextmanager
     async def cut(self, episode: Episode, plan: ClipPlan) -> AsyncIterator[Cut]:
         """Yield the cut clip in a temp dir that is removed afterwards."""
         copy = not plan.accurate and CODEC_OF_FORMAT[plan.format] == episode.codec
-        index = await self._seek_index(episode) if episode.seek_indexed else None
+        window: Window | None = None
+        ahead = self._forget(plan.key)
+        if ahead is not None and ahead.s3_key == episode.s3_key:
+            window = ahead.window
+        elif episode.seek_indexed:
+            window = await self._window(episode, plan)
+        read = 0
+        if window is not None and self._in_process(episode, plan):
+            with _scratch() as tmp:
+                out = tmp / "clip.mp3"
+                data = ahead.data if ahead is not None and ahead.window == window else None
+                try:
+                    read = await self._copy_mp3(episode, plan, window, out, data)
+                except _Refused as refused:
+                    read = refused.bytes_read  # free format: ffmpeg knows how to cut it
+                else:
+                    yield Cut(out, read, True)
+                    return
         async with self._ffmpeg.temp_workdir(prefix=CUT_WORKDIR_PREFIX) as tmp:
             out = tmp / f"clip.{plan.format}"
-            bytes_read: int | None = None
-            probe_src: Path | str
-            if index is not None:
-                probe_src = tmp / "window.mp3"
-                try:
-                    bytes_read, stream = await self._from_window(
-                        episode, index, plan, probe_src, out, copy
-                    )
-                except NotMediaError as bad:
-                    # The indexed frames are not there any more: the source was replaced.
-                    raise SourceUnreadable(str(bad)) from bad
-            else:
-                probe_src = await self._media.presign_get(episode.s3_key, SOURCE_URL_EXPIRY_S)
-                # Input-side seek: the demuxer jumps by its sample tables with Range requests.
-                src = self._ffmpeg.input(probe_src, ss=_s(plan.start_ms))
-                opts = COPY[plan.format] if copy else ENCODERS[plan.format]
-                stream = src.output(str(out), t=_s(plan.duration_ms), map="0:a:0",
-                                    map_metadata="-1", **opts)  # fmt: skip
+            yield await self._ffmpeg_cut(episode, plan, window, tmp, out, copy, read)
+
+    async def _copy_mp3(
+        self, episode: Episode, plan: ClipPlan, window: Window, out: Path, data: bytes | None
+    ) -> int:
+        """Stream the window (or its bytes read ahead) through the frame cutter into
+        ``out``; the bytes read."""
+        clip = Mp3Clip(
+            start_ms=plan.start_ms,
+            duration_ms=plan.duration_ms,
+            window_start_ms=window.start_ms,
+            skip_samples=episode.start_skip_samples,
+        )
+        read = 0
+        try:
+            with out.open("wb") as fh:
+                if data is not None:
+                    read = len(data)
+                    fh.write(clip.feed(data))
+                else:
+                    chunks = self._media.iter_bytes(episode.s3_key, window.first, window.last)
+                    async with contextlib.aclosing(chunks):
+                        async for chunk in chunks:
+                            read += len(chunk)
+                            fh.write(clip.feed(chunk))
+                fh.write(clip.finish())
+                fh.seek(0)
+                fh.write(clip.info_frame())
+        except NotFrames as bad:
+            # The indexed frames are not there any more: the source was replaced.
+            raise SourceUnreadable(f"no MP3 frames where the seek index points: {bad}") from bad
+        except FreeFormat as exc:
+            raise _Refused(read) from exc
+        return read
+
+    async def _ffmpeg_cut(
+        self, episode: Episode, plan: ClipPlan, window: Window | None, tmp: Path, out: Path,
+        copy: bool, bytes_before: int,
+    ) -> Cut:  # fmt: skip
+        bytes_read: int | None = None
+        probe_src: Path | str
+        if window is not None:
+            probe_src = tmp / "window.mp3"
             try:
-                await self._ffmpeg.run(stream)
-            except FFmpegError as exc:
-                # A registered source that no longer decodes is our problem, not the
-                # caller's: tell "unreadable" apart from other ffmpeg failures. The probe
-                # runs only on this failure path, never on a normal cut.
-                try:
-                    await self._ffmpeg.probe(probe_src)
-                except NotMediaError as bad:
-                    raise SourceUnreadable(str(bad)) from exc
-                raise
-            yield Cut(out, bytes_read, copy)
+                bytes_read, stream = await self._from_window(
+                    episode, window, plan, probe_src, out, copy
+                )
+            except NotMediaError as bad:
+                # The indexed frames are not there any more: the source was replaced.
+                raise SourceUnreadable(str(bad)) from bad
+            bytes_read += bytes_before
+        else:
+            probe_src = await self._media.presign_get(episode.s3_key, SOURCE_URL_EXPIRY_S)
+            # Input-side seek: the demuxer jumps by its sample tables with Range requests.
+            src = self._ffmpeg.input(probe_src, ss=_s(plan.start_ms))
+            opts = COPY[plan.format] if copy else ENCODERS[plan.format]
+            stream = src.output(str(out), t=_s(plan.duration_ms), map="0:a:0",
+                                map_metadata="-1", **opts)  # fmt: skip
+        try:
+            await self._ffmpeg.run(stream)
+        except FFmpegError as exc:
+            # A registered source that no longer decodes is our problem, not the
+            # caller's: tell "unreadable" apart from other ffmpeg failures. The probe
+            # runs only on this failure path, never on a normal cut.
+            try:
+                await self._ffmpeg.probe(probe_src)
+            except NotMediaError as bad:
+                raise SourceUnreadable(str(bad)) from exc
+            raise
+        return Cut(out, bytes_read, copy)
 
     async def _from_window(
-        self, episode: Episode, index: SeekIndex, plan: ClipPlan, window: Path, out: Path,
-        copy: bool,
+        self, episode: Episode, w: Window, plan: ClipPlan, window: Path, out: Path, copy: bool,
     ) -> tuple[int, Any]:  # fmt: skip
         rate = episode.sample_rate or 44100
         shift_ms = episode.start_skip_samples * 1000 / rate
-        # In packet time, the clip is heard at [start + shift, end + shift).
-        t0, first, last = index.window(plan.start_ms + shift_ms, plan.end_ms + shift_ms)
-        bytes_read = await self._media.download_file(episode.s3_key, window, first, last)
+        bytes_read = await self._media.download_file(episode.s3_key, window, w.first, w.last)
         if not copy:
             # Decode from the window's first frame and discard up to the exact sample.
-            offset_s = (plan.start_ms + shift_ms - t0) / 1000
+            offset_s = (plan.start_ms + shift_ms - w.start_ms) / 1000
             src = self._ffmpeg.input(window)
             return bytes_read, src.output(
                 str(out), ss=f"{offset_s:.6f}", t=_s(plan.duration_ms), map="0:a:0",
@@ -144,7 +260,7 @@ class FFmpegCutter:
         # The clip's own tag makes players drop 529 samples: start that much earlier and
         # take that much more, so what is heard starts and ends at the nearest frame edge.
         delay_ms = MP3_DECODER_DELAY * 1000 / rate
-        target = plan.start_ms + shift_ms - delay_ms - t0
+        target = plan.start_ms + shift_ms - delay_ms - w.start_ms
         k0 = min(range(len(frames.times_ms)), key=lambda k: abs(frames.times_ms[k] - target))
         frame_ms = (frames.end_ms - frames.times_ms[0]) / len(frames.times_ms)
         n = max(1, round((plan.duration_ms + delay_ms) / frame_ms))
@@ -157,6 +273,33 @@ class FFmpegCutter:
         return bytes_read, self._ffmpeg.input(frames_file).output(
             str(out), map="0:a:0", map_metadata="-1", **COPY["mp3"]
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    s3_key: str
+    window: Window | None
+    data: bytes | None  # the window's bytes, when small enough to read ahead
+
+
+class _Refused(Exception):
+    """The in-process cutter cannot cut these frames; ``bytes_read`` it read trying."""
+
+    def __init__(self, bytes_read: int) -> None:
+        super().__init__(bytes_read)
+        self.bytes_read = bytes_read
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A scratch directory named like the ffmpeg port's (so a crashed process's leftovers
+    are found the same way), made and removed in place: for one small file that is
+    quicker than handing each step to a thread."""
+    path = Path(tempfile.mkdtemp(prefix=f"{CUT_WORKDIR_PREFIX}{os.getpid()}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _s(ms: float) -> str:

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from schemas import ErrorInfo, Event
 from schemas.clip import ClipFailed, ClipReady, ClipRequested
@@ -33,6 +35,14 @@ class CutResult(Protocol):
 
 class Cutter(Protocol):
     def cut(self, episode: Episode, plan: ClipPlan) -> AbstractAsyncContextManager[CutResult]: ...
+
+
+@runtime_checkable
+class ReadsAhead(Protocol):
+    """A cutter that can start reading what a cut of ``plan`` needs (e.g. its seek-index
+    records) while the handler checks the cache; a cache hit wastes only that read."""
+
+    async def prefetch(self, episode: Episode, plan: ClipPlan) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -83,9 +93,10 @@ class ClipHandler:
             event.accurate,
             self._config.max_duration_ms,
         )
-        produced = await self._single_flight(episode, plan)
+        log: _Log | None = None
         if event.producer not in self._config.uncounted_producers:
-            await self._clips.log_request(plan, event.tenant_id, produced.cache_hit)
+            log = functools.partial(self._clips.log_request, plan, event.tenant_id)
+        produced = await self._single_flight(episode, plan, log)
         url = await self._media.presign_get(plan.key, self._config.url_expiry_s)
         return [
             ClipReady(
@@ -106,14 +117,18 @@ class ClipHandler:
             )
         ]
 
-    async def _single_flight(self, episode: Episode, plan: ClipPlan) -> Produced:
+    async def _single_flight(self, episode: Episode, plan: ClipPlan, log: _Log | None) -> Produced:
+        """Each request is logged once its clip is there, with whether it was cached."""
         running = self._inflight.get(plan.key)
         if running is not None:
-            return await asyncio.shield(running)
+            produced = await asyncio.shield(running)
+            if log is not None:
+                await log(produced.cache_hit)
+            return produced
         fut: asyncio.Future[Produced] = asyncio.get_running_loop().create_future()
         self._inflight[plan.key] = fut
         try:
-            result = await self._produce(episode, plan)
+            result = await self._produce(episode, plan, log)
         except BaseException as exc:
             fut.set_exception(exc)
             fut.exception()  # retrieved: followers re-raise it; nobody else must warn
@@ -124,24 +139,54 @@ class ClipHandler:
         finally:
             del self._inflight[plan.key]
 
-    async def _produce(self, episode: Episode, plan: ClipPlan) -> Produced:
-        cached = await self._media.head(plan.key)
+    async def _produce(self, episode: Episode, plan: ClipPlan, log: _Log | None) -> Produced:
+        # The cache check and the cut's first reads go together; the reads are sent
+        # first, as they lead to the next (the window), where the check leads nowhere.
+        _, cached = await asyncio.gather(
+            self._read_ahead(episode, plan), self._media.head(plan.key)
+        )
         if cached is not None:
-            doc = await self._clips.find(plan)
-            if doc is None:
-                # Object without metadata: a crash between upload and insert. Heal it.
-                await self._clips.insert(plan, cached.size, 0)
+            await asyncio.gather(self._heal(plan, cached.size), _logged(log, True))
             return Produced(cached.size, cache_hit=True)
-        source = await self._media.head(episode.s3_key)
-        if source is None:
-            raise ClipRejected(
-                Code.SOURCE_MISSING, f"the source audio of {episode.episode_id!r} is missing"
-            )
         t0 = self._clock()
-        async with self._cutter.cut(episode, plan) as cut:
-            size = await self._media.upload_file(plan.key, cut.path, CONTENT_TYPES[plan.format])
-        await self._clips.insert(plan, size, round((self._clock() - t0) * 1000))
+        logged: asyncio.Task[None] | None = None
+        try:
+            async with self._cutter.cut(episode, plan) as cut:
+                # The clip exists: the request is logged while it uploads.
+                logged = asyncio.create_task(_logged(log, False))
+                size = await self._media.upload_file(plan.key, cut.path, CONTENT_TYPES[plan.format])
+        except BaseException as exc:
+            if logged is not None:
+                with contextlib.suppress(Exception):
+                    await logged  # a failed upload was still asked for: its log may stand
+            # Whatever the cut made of it, a source that is gone is the answer. Checked
+            # only when a cut fails: a cut reads the source, so it fails without one.
+            if isinstance(exc, Exception) and await self._media.head(episode.s3_key) is None:
+                raise ClipRejected(
+                    Code.SOURCE_MISSING, f"the source audio of {episode.episode_id!r} is missing"
+                ) from exc
+            raise
+        took_ms = round((self._clock() - t0) * 1000)
+        assert logged is not None  # set once the cut succeeded
+        await asyncio.gather(self._clips.insert(plan, size, took_ms), logged)
         return Produced(size, cache_hit=False)
+
+    async def _read_ahead(self, episode: Episode, plan: ClipPlan) -> None:
+        if isinstance(self._cutter, ReadsAhead):
+            await self._cutter.prefetch(episode, plan)
+
+    async def _heal(self, plan: ClipPlan, size: int) -> None:
+        if await self._clips.find(plan) is None:
+            # Object without metadata: a crash between upload and insert. Heal it.
+            await self._clips.insert(plan, size, 0)
+
+
+_Log = Callable[[bool], Awaitable[None]]
+
+
+async def _logged(log: _Log | None, cache_hit: bool) -> None:
+    if log is not None:
+        await log(cache_hit)
 
 
 def clip_failed(event: Event, error: ErrorInfo) -> Event:

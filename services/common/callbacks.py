@@ -24,9 +24,28 @@ class CallbackRefused(PermanentError):
     code = Code.INVALID_CALLBACK_URL
 
 
+# NAT64's well-known prefix: the last 32 bits are the IPv4 address reached.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (mapped, 6to4, NAT64, Teredo), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    return None
+
+
 def _bad_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _bad_address(ip.ipv4_mapped)
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_v4(ip)
+        if embedded is not None and _bad_address(embedded) is not None:
+            return _bad_address(embedded)
     for flag, word in (
         (ip.is_loopback, "loopback"),
         (ip.is_private, "private"),
@@ -39,6 +58,9 @@ def _bad_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | Non
             return word
     if str(ip) in ("100.100.100.200", "169.254.169.254", "fd00:ec2::254"):
         return "cloud metadata"
+    if not ip.is_global:
+        # Shared (100.64.0.0/10), benchmarking and other ranges no public host is in.
+        return "non-public"
     return None
 
 

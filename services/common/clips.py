@@ -4,6 +4,8 @@ steers cache warming. The rules that plan a clip are in ``clip_rules``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -44,6 +46,17 @@ AUDIO_CLIPS_VALIDATOR = {
 }
 
 
+@dataclass(frozen=True)
+class RequestCount:
+    """``requests`` identical requests for one clip range, the first at ``first_at``."""
+
+    plan: ClipPlan
+    tenant_id: str
+    cache_hit: bool
+    requests: int
+    first_at: datetime
+
+
 def check_clip_doc(doc: Doc) -> None:
     """The validator's rules, applied in process for servers that lack ``$jsonSchema``
     (FerretDB 1.x), so no server lets a malformed clip document in."""
@@ -78,7 +91,11 @@ class ClipStore:
                     pass
                 elif exc.code == 238:  # NotImplemented: FerretDB has no $jsonSchema
                     log.info("server has no $jsonSchema validators; validating in process")
-                    await self._db.create_collection(AUDIO_CLIPS)
+                    try:
+                        await self._db.create_collection(AUDIO_CLIPS)
+                    except OperationFailure as again:
+                        if again.code != 48:  # not another process winning the race
+                            raise
                 else:
                     raise
         # Episode ids are per tenant; the same range in another format or cut mode is
@@ -126,24 +143,37 @@ class ClipStore:
 
     async def log_request(self, plan: ClipPlan, tenant_id: str, cache_hit: bool) -> None:
         # One insert per request rather than a shared counter: nothing to race on.
-        await self._log.insert_one(
-            {
-                "episode_id": plan.episode_id,
-                "clip_start_ms": plan.start_ms,
-                "duration_ms": plan.duration_ms,
-                "clip_end_ms": plan.end_ms,
-                "format": plan.format,
-                "accurate": plan.accurate,
-                "tenant_id": tenant_id,
-                "cache_hit": cache_hit,
-                "requested_at": datetime.now(UTC),
-            }
-        )
+        await self._log.insert_one(_log_doc(plan, tenant_id, cache_hit, datetime.now(UTC)))
+
+    async def log_requests(self, counts: Sequence[RequestCount]) -> None:
+        """Many requests in one insert: an entry per range stands for ``1 + repeats``
+        requests (entries without ``repeats``, as :meth:`log_request` writes, for one)."""
+        if counts:
+            docs = [
+                {**_log_doc(c.plan, c.tenant_id, c.cache_hit, c.first_at),
+                 "repeats": c.requests - 1}
+                for c in counts
+            ]  # fmt: skip
+            await self._log.insert_many(docs, ordered=False)
 
     async def most_requested(self, since: timedelta, limit: int) -> list[Doc]:
         """Clip ranges by request count over the last ``since``, most requested first."""
+        # An entry stands for one request plus its ``repeats`` (absent: none). FerretDB
+        # 1.x has no $ifNull to default it, and computes only the first accumulator of a
+        # $group right (measured: a second one sums to 0), so entries and repeats are
+        # summed by two pipelines and added up here.
+        since_at = datetime.now(UTC) - since
+        entries = await self._sum_per_range(since_at, 1)
+        repeats = await self._sum_per_range(since_at, "$repeats")
+        totals = sorted(((n + repeats.get(key, 0), key) for key, n in entries.items()),
+                        key=lambda t: t[0], reverse=True)  # fmt: skip
+        return [{**dict(key), "count": n} for n, key in totals[:limit]]
+
+    async def _sum_per_range(
+        self, since_at: datetime, summed: int | str
+    ) -> dict[tuple[tuple[str, object], ...], int]:
         pipeline: list[Doc] = [
-            {"$match": {"requested_at": {"$gte": datetime.now(UTC) - since}}},
+            {"$match": {"requested_at": {"$gte": since_at}}},
             {
                 "$group": {
                     "_id": {
@@ -154,18 +184,30 @@ class ClipStore:
                         "format": "$format",
                         "accurate": "$accurate",
                     },
-                    "count": {"$sum": 1},
+                    "n": {"$sum": summed},
                 }
             },
-            {"$sort": {"count": -1}},
-            {"$limit": limit},
         ]
         cursor = await self._log.aggregate(pipeline)
-        return [{**d["_id"], "count": d["count"]} async for d in cursor]
+        return {tuple(d["_id"].items()): int(d["n"] or 0) async for d in cursor}
 
     async def prune_requests(self, older_than: timedelta) -> int:
         res = await self._log.delete_many({"requested_at": {"$lt": datetime.now(UTC) - older_than}})
         return res.deleted_count
+
+
+def _log_doc(plan: ClipPlan, tenant_id: str, cache_hit: bool, at: datetime) -> Doc:
+    return {
+        "episode_id": plan.episode_id,
+        "clip_start_ms": plan.start_ms,
+        "duration_ms": plan.duration_ms,
+        "clip_end_ms": plan.end_ms,
+        "format": plan.format,
+        "accurate": plan.accurate,
+        "tenant_id": tenant_id,
+        "cache_hit": cache_hit,
+        "requested_at": at,
+    }
 
 
 def _range_filter(plan: ClipPlan) -> Doc:

@@ -9,6 +9,7 @@ guesses wrong; nothing ever probes the whole source again.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ class Episode(BaseModel):
     # Samples a gapless decoder drops at the start (MP3 LAME tag: encoder + decoder delay):
     # the offset between packet times and what a listener hears.
     start_skip_samples: int = 0
+    # The binary seek index beside the source (services.common.seek_index); None for
+    # episodes registered before it existed, whose index is only in MongoDB.
+    seek_index_key: str | None = None
     registered_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -66,11 +70,26 @@ class SeekIndex(BaseModel):
         """(time of the first byte, first byte, last byte inclusive) that cover
         ``[start_ms - preroll_ms, end_ms]``; the pre-roll lets an MP3 decoder fill its
         bit reservoir before the first wanted frame."""
-        i = max(bisect.bisect_right(self.times_ms, max(0, start_ms - preroll_ms)) - 1, 0)
-        j = bisect.bisect_left(self.times_ms, end_ms)
-        # One more sample past the end so the last wanted frame is whole.
-        last = self.offsets[j + 1] - 1 if j + 1 < len(self.offsets) else self.size_bytes - 1
-        return self.times_ms[i], self.offsets[i], last
+        return byte_window(
+            self.times_ms, self.offsets, self.size_bytes, start_ms, end_ms, preroll_ms
+        )
+
+
+def byte_window(
+    times_ms: Sequence[float],
+    offsets: Sequence[int],
+    size_bytes: int,
+    start_ms: float,
+    end_ms: float,
+    preroll_ms: int = 500,
+) -> tuple[float, int, int]:
+    """:meth:`SeekIndex.window` over any run of consecutive index entries that covers
+    the range (a run ending early means the source ends there)."""
+    i = max(bisect.bisect_right(times_ms, max(0, start_ms - preroll_ms)) - 1, 0)
+    j = bisect.bisect_left(times_ms, end_ms)
+    # One more sample past the end so the last wanted frame is whole.
+    last = offsets[j + 1] - 1 if j + 1 < len(offsets) else size_bytes - 1
+    return times_ms[i], offsets[i], last
 
 
 def episode_doc_id(tenant_id: str, episode_id: str) -> str:
@@ -124,6 +143,7 @@ def episode_from_probe(
     index: SeekIndex | None,
     duration_ms: int | None,
     skip_samples: int = 0,
+    seek_index_key: str | None = None,
 ) -> Episode:
     return Episode(
         episode_id=episode_id,
@@ -138,6 +158,7 @@ def episode_from_probe(
         size_bytes=size_bytes,
         seek_indexed=index is not None,
         start_skip_samples=skip_samples,
+        seek_index_key=seek_index_key,
     )
 
 

@@ -93,7 +93,10 @@ def bind_stage(
     async def agent(stream: Any) -> AsyncIterator[Any]:
         runner = await shared.acquire()
         try:
-            async for record in stream.events():
+            # Acked by hand once handled: Faust acks an event it gave out even when its
+            # handling is cancelled (a SIGTERM) or raises, which would commit the offset
+            # over an event nobody finished. Unacked, it goes to the partition's next owner.
+            async for record in stream.noack().events():
                 token = progress.begin(runner.deadline_s)
                 m = record.message
                 msg = RawMessage(
@@ -110,6 +113,7 @@ def bind_stage(
                         await on_outcome(msg, outcome)
                 finally:
                     progress.end(token, runner.stage)
+                await stream.ack(record)
                 yield outcome
         finally:
             await shared.release()

@@ -40,6 +40,7 @@ from botocore.exceptions import (
 from services.common.errors import PermanentError, TapedeckError, TransientError
 from services.common.media_types import content_type_for
 from services.common.ports import ObjectInfo
+from services.common.presign import Presigner, from_probe
 
 if TYPE_CHECKING:
     from services.common.settings import Settings
@@ -194,6 +195,8 @@ class MediaStore:
         self._client_cm: Any = None
         self.bytes_read = 0
         self._client: Any = None
+        # Signs GET URLs in process once proven identical to botocore's (presign.py).
+        self._presigner: Presigner | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MediaStore:
@@ -226,7 +229,17 @@ class MediaStore:
         )
         self._client = await client_cm.__aenter__()
         self._client_cm = client_cm
+        self._presigner = await self._local_presigner()
         return self
+
+    async def _local_presigner(self) -> Presigner | None:
+        if not (self._access_key and self._secret_key):
+            return None
+        probe = self.full_key("presign-probe/~x y+z.mp3")
+        url: str = await self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": probe}, ExpiresIn=60
+        )
+        return from_probe(url, probe, self.bucket, self._access_key, self._secret_key)
 
     async def __aexit__(
         self,
@@ -235,6 +248,7 @@ class MediaStore:
         tb: TracebackType | None,
     ) -> None:
         client_cm, self._client_cm, self._client = self._client_cm, None, None
+        self._presigner = None
         if client_cm is not None:
             await client_cm.__aexit__(exc_type, exc, tb)
 
@@ -579,6 +593,8 @@ class MediaStore:
                 f"expires_s must be between 1 and {self.presign_max_s}, got {expires_s}"
             )
         full = self.full_key(key)
+        if self._presigner is not None:
+            return self._presigner.url(full, expires_s)
         with _s3_errors(f"presign {full}"):
             url: str = await self.client.generate_presigned_url(
                 "get_object",

@@ -54,6 +54,19 @@ class Ledger(Protocol):
     async def record(self, stage: str, event_id: str, emitted: Sequence[str]) -> None: ...
 
 
+class Leases(Protocol):
+    """Which process is handling an event right now, one at a time across processes: a
+    rebalance can hand an event to a second worker while the first is still at it."""
+
+    ttl_s: float  # a holder renews within this; past it, the lease is free to take
+
+    async def claim(self, stage: str, event_id: str) -> bool: ...
+
+    async def renew(self, stage: str, event_id: str) -> bool: ...
+
+    async def release(self, stage: str, event_id: str) -> None: ...
+
+
 class StatusRecorder(Protocol):
     """Where a stage records the status of the job or request it works on."""
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common import seek_index
 from services.common.episodes import (
     INDEXED_CODECS,
     Episode,
@@ -51,11 +53,31 @@ async def _analyse(path: Path, ffmpeg: FFmpeg) -> Analysis:
     return Analysis(probe, index, round(packets.end_ms - padding_ms), packets.skip_samples)
 
 
-def _episode(a: Analysis, *, episode_id: str, tenant_id: str, s3_key: str, size: int) -> Episode:
+def _episode(
+    a: Analysis, *, episode_id: str, tenant_id: str, s3_key: str, size: int, index_key: str | None
+) -> Episode:
     return episode_from_probe(
         episode_id=episode_id, tenant_id=tenant_id, s3_key=s3_key, probe=a.probe,
         size_bytes=size, index=a.index, duration_ms=a.duration_ms, skip_samples=a.skip_samples,
+        seek_index_key=index_key,
     )  # fmt: skip
+
+
+async def _store_index(
+    a: Analysis, media: MediaStore, tenant_id: str, episode_id: str, tag: str
+) -> str | None:
+    """The binary seek index beside the source, so a clip reads only the records around
+    it (the MongoDB copy stays for clippers that predate it)."""
+    if a.index is None:
+        return None
+    key = episode_key(tenant_id, episode_id, f"seek-{tag}.idx")
+    data = seek_index.encode(a.index)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield data
+
+    await media.upload_stream(key, body(), "application/octet-stream")
+    return key
 
 
 async def register_file(
@@ -76,13 +98,18 @@ async def register_file(
     ext = source_extension(Path(filename or path.name), analysis.probe.format_name)
     # A key of its own per upload: two registrations racing on one id must not
     # overwrite each other's source before the id's insert decides between them.
-    key = episode_key(tenant_id, episode_id, f"source-{uuid.uuid4().hex[:12]}.{ext}")
+    tag = uuid.uuid4().hex[:12]
+    key = episode_key(tenant_id, episode_id, f"source-{tag}.{ext}")
     size = await media.upload_file(key, path)
-    episode = _episode(analysis, episode_id=episode_id, tenant_id=tenant_id, s3_key=key, size=size)
+    index_key = await _store_index(analysis, media, tenant_id, episode_id, tag)
+    episode = _episode(analysis, episode_id=episode_id, tenant_id=tenant_id, s3_key=key,
+                       size=size, index_key=index_key)  # fmt: skip
     try:
         await store.insert(episode, analysis.index)
     except EpisodeExists:
-        await media.delete(key)
+        for own in (key, index_key):
+            if own is not None:
+                await media.delete(own)
         raise
     return episode
 
@@ -110,8 +137,13 @@ async def register_s3_object(
         local = tmp / Path(s3_key).name
         await media.download_file(s3_key, local)
         analysis = await _analyse(local, ffmpeg)
-    episode = _episode(
-        analysis, episode_id=episode_id, tenant_id=tenant_id, s3_key=s3_key, size=info.size
-    )
-    await store.insert(episode, analysis.index)
+    index_key = await _store_index(analysis, media, tenant_id, episode_id, uuid.uuid4().hex[:12])
+    episode = _episode(analysis, episode_id=episode_id, tenant_id=tenant_id, s3_key=s3_key,
+                       size=info.size, index_key=index_key)  # fmt: skip
+    try:
+        await store.insert(episode, analysis.index)
+    except EpisodeExists:
+        if index_key is not None:
+            await media.delete(index_key)
+        raise
     return episode

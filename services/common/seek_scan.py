@@ -1,8 +1,10 @@
 """Scanning an MP3's packets for its seek index.
 
-ffprobe lists every audio packet's time and byte offset; registration keeps about one
-per second as the episode's :class:`~services.common.episodes.SeekIndex`, and the cutter
-reads every frame of the window it fetched. The scan runs through the shared process
+ffprobe lists every audio packet's time and byte offset; registration keeps the first
+packet at or after each whole second as the episode's
+:class:`~services.common.episodes.SeekIndex`. On that fixed grid the entry for any time
+is found by arithmetic, which the binary index (:mod:`services.common.seek_index`) relies
+on to be read by range. The scan runs through the shared process
 runner, so a missing ffprobe or a timeout fails exactly as :meth:`FFmpeg.probe` does.
 """
 
@@ -20,7 +22,7 @@ __all__ = ["PacketIndex", "PacketScan", "packet_index", "packet_index_argv"]
 
 @dataclass(frozen=True, slots=True)
 class PacketIndex:
-    times_ms: list[float]  # whole ms when sampled; exact (to the µs) with step_ms=0
+    times_ms: list[float]  # exact, to the µs
     offsets: list[int]
     end_ms: float  # end of the last packet: exact even for VBR without a TOC
     # Gapless info (LAME tag): samples a decoder drops at the start and at the end.
@@ -39,7 +41,8 @@ def packet_index_argv(path: str | os.PathLike[str], ffprobe_bin: str = "ffprobe"
 @dataclass(slots=True)
 class PacketScan:
     """Folds ffprobe's CSV packet lines (``pts_time,duration_time,pos[,side data]``)
-    into a :class:`PacketIndex`, keeping about one packet per ``step_ms``."""
+    into a :class:`PacketIndex`, keeping the first packet at or after each multiple of
+    ``step_ms`` (every packet with ``step_ms=0``)."""
 
     step_ms: int = 1000
     times_ms: list[float] = field(default_factory=list)
@@ -61,9 +64,9 @@ class PacketScan:
                 self.skip = int(parts[4])
             self.discard = int(parts[5])
         if t >= self._next_at:
-            self.times_ms.append(round(t, 3) if self.step_ms == 0 else float(round(t)))
+            self.times_ms.append(round(t, 3))
             self.offsets.append(int(parts[2]))
-            self._next_at = t + self.step_ms
+            self._next_at = (t // self.step_ms + 1) * self.step_ms if self.step_ms else t
 
     def index(self) -> PacketIndex:
         return PacketIndex(self.times_ms, self.offsets, self.end_ms, self.skip, self.discard)
@@ -72,8 +75,8 @@ class PacketScan:
 async def packet_index(
     path: str | os.PathLike[str], ffprobe_bin: str, timeout_s: float, step_ms: int = 1000
 ) -> PacketIndex:
-    """Read every audio packet's time and byte offset, keeping about one per ``step_ms``
-    (every one with ``step_ms=0``).
+    """Read every audio packet's time and byte offset, keeping the first at or after each
+    multiple of ``step_ms`` (every one with ``step_ms=0``).
 
     Streams ffprobe's output line by line: a 3-hour MP3 has ~400k frames, more than
     is worth holding in memory at once.

@@ -16,12 +16,15 @@ outlive the attempt, so a retry resumes after the last step the handler saved.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from schemas import ErrorInfo, Event
 from services.common.codec import Codec, DecodeError, RawMessage, dead_letter_headers
@@ -34,16 +37,41 @@ from services.common.errors import (
 )
 from services.common.obs import metrics, trace
 from services.common.obs.logs import annotate, bind, event_fields
-from services.common.ports import Checkpoints, Clock, DeadLetters, Emitter, Ledger, StatusRecorder
+from services.common.outage import is_outage
+from services.common.ports import (
+    Checkpoints,
+    Clock,
+    DeadLetters,
+    Emitter,
+    Leases,
+    Ledger,
+    StatusRecorder,
+)
 from services.common.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Handler = Callable[[Event, StageContext], Awaitable[Sequence[Event]]]
 FailureFactory = Callable[[Event, ErrorInfo], Event]
 # Answers an unreadable request whose sender can still be told (its envelope is intact),
 # so a waiting client hears "invalid" instead of a timeout. None when it cannot.
 InvalidAnswer = Callable[[RawMessage, DecodeError], Event | None]
+
+
+# Names the outputs of an event (uuid5 in this namespace), see _derived.
+_OUTPUTS = uuid.UUID("6f1c1c52-3a4e-4f0e-9a51-0d7b8f2b9e11")
+
+
+def _derived(output: Event, stage: str, event_id: str, n: int) -> Event:
+    """The ``n``-th output of an event, with the same id however often the event is
+    handled: what a redelivery (or a worker that lost the event's partition while still at
+    it) emits again is the same event to its consumers, whose ledgers skip it."""
+    return output.model_copy(update={"event_id": uuid.uuid5(_OUTPUTS, f"{stage}:{event_id}:{n}")})
+
+
+def _where(msg: RawMessage) -> str:
+    return f"{msg.topic}[{msg.partition}]@{msg.offset}"
 
 
 class Outcome(enum.Enum):
@@ -76,8 +104,13 @@ class StageRunner:
     # Whether an event's job was cancelled: checked before the handler runs, and by the
     # handler before each expensive step (``ctx.check_cancelled()``).
     cancelled: CancelCheck | None = None
+    # Who handles an event right now, across processes; None: this process alone runs it.
+    leases: Leases | None = None
+    lease_wait_s: float = 1.0
     # Operator detail of a failure, from _fail to the status record of the same event.
     _details: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    # Events being handled in this process, set when their handling ends.
+    _running: dict[str, asyncio.Event] = field(default_factory=dict, init=False, repr=False)
 
     async def process(self, msg: RawMessage) -> Outcome:
         started = time.perf_counter()
@@ -97,7 +130,7 @@ class StageRunner:
 
     async def _process(self, msg: RawMessage) -> Outcome:
         try:
-            event = self.codec.decode(msg)
+            event = self.codec.read(msg)
         except DecodeError as exc:
             log.warning(
                 "%s: dead-lettering %s[%s]@%s: %s",
@@ -114,27 +147,96 @@ class StageRunner:
             metrics.DEAD_LETTERS.labels(msg.topic).inc()
             answer = self.on_invalid(msg, exc) if self.on_invalid is not None else None
             if answer is not None:
-                await self.emitter.emit([answer])
+                await self._steadily("emit", _where(msg), lambda: self.emitter.emit([answer]))
             return Outcome.DEAD_LETTER
 
         annotate(**event_fields(event))
         event_id = str(event.event_id)
-        if await self.ledger.seen(self.stage, event_id):
+        # A rebalance may hand this process an event it is still working on (Faust does not
+        # wait for the events in hand): the second delivery waits for the first to end, and
+        # then finds it in the ledger instead of doing the work (and paying for it) again.
+        while (running := self._running.get(event_id)) is not None:
+            await running.wait()
+        self._running[event_id] = done = asyncio.Event()
+        try:
+            return await self._handle(event, event_id)
+        finally:
+            del self._running[event_id]
+            done.set()
+
+    async def _handle(self, event: Event, event_id: str) -> Outcome:
+        # The bookkeeping around the handler waits out an outage of its server rather than
+        # fail: raised out of the agent, the event would be dropped until a restart.
+        if await self._done(event_id):
             log.info("%s: %s already processed; skipping redelivery", self.stage, event_id)
             return Outcome.DUPLICATE
+        if self.leases is None:
+            return await self._handle_held(event, event_id)
+        # Another worker may have it in hand (it had the partition before a rebalance):
+        # wait for it to finish or to let go, then do it only if it was not done.
+        if not await self._hold(self.leases, event_id):
+            log.info("%s: %s was handled by another worker meanwhile", self.stage, event_id)
+            return Outcome.DUPLICATE
+        renewing = asyncio.create_task(self._renew(self.leases, event_id))
+        try:
+            return await self._handle_held(event, event_id)
+        finally:
+            renewing.cancel()
+            # Let go at once, also when stopped mid-way: the next holder need not wait out
+            # the lease (it would expire anyway if this fails).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wait_for(
+                    self.leases.release(self.stage, event_id), 5))  # fmt: skip
 
-        if self.status is not None:
-            await self.status.started(self._record_key(event), event)
+    async def _done(self, event_id: str) -> bool:
+        return await self._steadily("ledger read", event_id,
+                                    lambda: self.ledger.seen(self.stage, event_id))  # fmt: skip
+
+    async def _hold(self, leases: Leases, event_id: str) -> bool:
+        """Hold the event's lease; False when its holder finished the event meanwhile."""
+        waited = False
+        while not await self._steadily("lease", event_id,
+                                       lambda: leases.claim(self.stage, event_id)):  # fmt: skip
+            if await self._done(event_id):
+                return False
+            if not waited:
+                log.info("%s: %s is in another worker's hands; waiting", self.stage, event_id)
+                waited = True
+            await asyncio.sleep(self.lease_wait_s)
+        # Its last holder may have finished it and let go since the ledger was read.
+        if await self._done(event_id):
+            with contextlib.suppress(Exception):
+                await leases.release(self.stage, event_id)
+            return False
+        return True
+
+    async def _renew(self, leases: Leases, event_id: str) -> None:
+        while True:
+            await asyncio.sleep(leases.ttl_s / 3)
+            try:
+                if not await leases.renew(self.stage, event_id):
+                    log.error("%s: lost the lease of %s to another worker", self.stage, event_id)
+            except Exception as exc:  # the next renewal may get through; the lease outlasts two
+                log.warning("%s: lease renewal of %s failed: %s", self.stage, event_id,
+                            operator_detail(exc))  # fmt: skip
+
+    async def _handle_held(self, event: Event, event_id: str) -> Outcome:
+        status, record = self.status, self._record_key(event)
+        if status is not None:
+            await self._steadily("status", event_id, lambda: status.started(record, event))
         outputs, outcome = await self._run(event)
-        await self.emitter.emit(outputs)
-        if self.status is not None:
+        outputs = [_derived(o, self.stage, event_id, n) for n, o in enumerate(outputs)]
+        await self._steadily("emit", event_id, lambda: self.emitter.emit(outputs))
+        if status is not None:
             detail = self._details.pop(event_id, None)
-            await self.status.finished(
-                self._record_key(event), event, outputs, outcome is Outcome.FAILED, detail
-            )
+            await self._steadily("status", event_id, lambda: status.finished(
+                record, event, outputs, outcome is Outcome.FAILED, detail
+            ))  # fmt: skip
         # Recorded only after the outputs are on the broker: a crash in between means the
         # event is handled again, which deterministic output keys make harmless.
-        await self.ledger.record(self.stage, event_id, [str(e.event_id) for e in outputs])
+        emitted = [str(e.event_id) for e in outputs]
+        await self._steadily("ledger write", event_id,
+                             lambda: self.ledger.record(self.stage, event_id, emitted))  # fmt: skip
         return outcome
 
     def _record_key(self, event: Event) -> str:
@@ -143,26 +245,28 @@ class StageRunner:
     async def _dead_letter(self, msg: RawMessage, headers: list[tuple[str, bytes]]) -> None:
         """Until the DLQ has the message, the agent does not move past it: returning
         would let the offset be committed over a message that went nowhere."""
+        await self._steadily("dead-letter write", _where(msg),
+                             lambda: self.dead_letters.dead_letter(msg, headers))  # fmt: skip
+
+    async def _steadily(self, what: str, subject: str, step: Callable[[], Awaitable[T]]) -> T:
+        """``step`` retried with backoff until it succeeds: what the event's outcome rests
+        on (its ledger entry, its stage record, its outputs on the broker) is never skipped."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self.dead_letters.dead_letter(msg, headers)
-                return
+                return await step()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 delay = self.retry.delay(min(attempt, 20), self.rng)
-                log.error(
-                    "%s: dead-letter write of %s[%s]@%s failed (attempt %d), retrying in "
-                    "%.2fs: %s",
-                    self.stage, msg.topic, msg.partition, msg.offset, attempt, delay,
-                    operator_detail(exc),
-                )  # fmt: skip
+                log.error("%s: %s of %s failed (attempt %d), retrying in %.2fs: %s",
+                          self.stage, what, subject, attempt, delay,
+                          operator_detail(exc))  # fmt: skip
                 await asyncio.sleep(delay)
 
     async def _run(self, event: Event) -> tuple[Sequence[Event], Outcome]:
-        attempt = 0
+        attempt = outages = 0
         deadline = self.clock() + self.deadline_s
         while True:
             attempt += 1
@@ -178,8 +282,25 @@ class StageRunner:
                 cancelled=self.cancelled,
             )
             try:
-                await ctx.check_cancelled()
-                return await self.handler(event, ctx), Outcome.DONE
+                try:
+                    await ctx.check_cancelled()
+                    return await self.handler(event, ctx), Outcome.DONE
+                except Exception as exc:
+                    # A server out of reach is waited out until the event's deadline, and
+                    # does not count as an attempt: the job pauses instead of failing.
+                    if not is_outage(exc):
+                        raise
+                    if self.clock() >= deadline:
+                        return self._fail(event, exc, "transient_exhausted", True, attempt)
+                    outages += 1
+                    delay = min(self.retry.delay(min(outages, 20), self.rng),
+                                max(0.0, deadline - self.clock()))  # fmt: skip
+                    log.warning("%s: a server is out of reach on %s, retrying in %.2fs: %s",
+                                self.stage, event.event_id, delay,
+                                operator_detail(exc))  # fmt: skip
+                    attempt -= 1
+                    await asyncio.sleep(delay)
+                    continue
             except TransientError as exc:
                 if attempt >= self.retry.max_attempts:
                     return self._fail(event, exc, "transient_exhausted", True, attempt)

@@ -17,6 +17,7 @@ from services.common.codec import Codec
 from services.common.context import subject_id
 from services.common.job_store import JOBS, JobStatusRecorder, JobStore
 from services.common.kafka import KafkaEmitter
+from services.common.leases import MongoLeases
 from services.common.ledger import MongoLedger
 from services.common.media_store import MediaStore
 from services.common.mongo import Doc, open_database
@@ -35,6 +36,7 @@ class StageAdapters:
     jobs: JobStore
     ledger: MongoLedger
     checkpoints: MongoCheckpoints
+    leases: MongoLeases
 
     def runner(
         self,
@@ -63,6 +65,7 @@ class StageAdapters:
             deadline_s=deadline_s,
             record_as=record_as,
             cancelled=self.cancelled if cancellable else None,
+            leases=self.leases,
         )
 
     async def cancelled(self, event: Event) -> bool:
@@ -85,4 +88,5 @@ async def open_stage_adapters(
     await stack.enter_async_context(stats.recording(db))
     emitter = await stack.enter_async_context(KafkaEmitter(settings, client_id))
     media = await stack.enter_async_context(MediaStore.from_settings(settings))
-    return StageAdapters(settings, db, emitter, media, jobs, ledger, checkpoints)
+    leases = MongoLeases(db, worker_id=settings.worker_id)
+    return StageAdapters(settings, db, emitter, media, jobs, ledger, checkpoints, leases)

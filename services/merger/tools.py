@@ -41,6 +41,9 @@ class FFmpegTools:
         argv[-2:-2] = ["-show_data_hash", "CRC32"]
         done = await runner.run(argv, self.probe_timeout_s, capture_stdout=True)
         if done.returncode != 0:
+            # Storage that failed mid-read says nothing about the input: retried, not refused.
+            if runner.network_failure(done.stderr):
+                raise runner.exited(argv, done)
             raise Unusable(f"ffprobe could not read {argv[-1]}:\n{done.stderr_tail()}")
         try:
             data = json.loads(done.stdout)

@@ -276,6 +276,7 @@ class DeadLetterOps:
         topic = self.original(dlq_topic)
         target = topic.full_name(self._settings.topic_prefix)
         key = letter.key
+        codec = Codec.for_topic(topic, self._settings.max_message_bytes)
         if body is None:
             if letter.truncated:
                 raise InvalidReplay(
@@ -284,14 +285,19 @@ class DeadLetterOps:
                 )
             value, headers = letter.value, replay_headers(letter.raw_headers)
             detail = f"replayed to {target}"
+            try:
+                # A readable event goes back under its own key (consumers refuse any other:
+                # a wrong or missing key may be why it was dead-lettered).
+                key = topic.key_for(codec.decode(RawMessage(target, value, key)))
+            except (DecodeError, ValueError):
+                pass  # unreadable as it was: replayed as it was
         else:
-            codec = Codec.for_topic(topic, self._settings.max_message_bytes)
             try:
                 event = codec.decode(RawMessage(target, body, key))
             except DecodeError as exc:
                 raise InvalidReplay(f"the edited event is not valid: {exc.reason}") from exc
             value, headers = body, replay_headers(letter.raw_headers, event_headers(event))
-            key = key if key is not None else topic.key_for(event)
+            key = topic.key_for(event)
             detail = f"replayed to {target} with an edited body"
         doc = await self._claim(letter, REPLAYED, actor, detail)
         try:

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pymongo import AsyncMongoClient
@@ -22,14 +22,20 @@ from services.common.job_store import JobStore
 from services.common.kafka import KafkaEmitter
 from services.common.media_store import MediaStore
 from services.common.mongo import Doc, connect, database
+from services.common.obs import stats
 from services.common.settings import Settings
 from services.lifecycle.store import ProductionJobs
+from services.ops.dlq import DeadLetterOps
+from services.ops.jobs import OpsJobs
+from services.submitter.clips.cache import CachedEpisodes, StoredClips
+from services.submitter.clips.hit_log import HitLog
 from services.submitter.clips.on_demand import ClipLimits, ClipPorts
 from services.submitter.episodes import EpisodePorts
 from services.submitter.jobs.control import JobControl
 from services.submitter.jobs.guard import JobGuard, Limits
 from services.submitter.jobs.intake import IntakePorts, Submitted, submit_production
 from services.submitter.jobs.stage_jobs import StageJobPorts
+from services.submitter.key_cache import CachedKeys
 from services.submitter.keys import KeyStore
 from services.submitter.legacy import LegacyAudioIndex, LegacyAudioPorts, MergePorts
 from services.submitter.listener import ResultsListener
@@ -45,7 +51,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: SubmitterSettings
     mongo: AsyncMongoClient[Doc]
-    keys: KeyStore
+    keys: CachedKeys
     episodes: EpisodeStore
     clips: ClipStore
     jobs: JobStore
@@ -58,6 +64,13 @@ class Runtime:
     production: ProductionJobs
     guard: JobGuard
     control: JobControl
+    # The operator API's (``/v1/ops``): every tenant's jobs, and the dead letters.
+    ops_jobs: OpsJobs
+    dead_letters: DeadLetterOps
+    # The cached-clip path's per-process state (services/submitter/clips/cache.py).
+    cached_episodes: CachedEpisodes
+    stored_clips: StoredClips
+    hit_log: HitLog
 
     def requests(self) -> RequestPorts:
         return RequestPorts(
@@ -67,7 +80,7 @@ class Runtime:
     def clip_ports(self, wait_timeout_s: float | None = None) -> ClipPorts:
         s = self.settings
         return ClipPorts(
-            episodes=self.episodes,
+            episodes=self.cached_episodes,
             clips=self.clips,
             media=self.media,
             requests=self.requests(),
@@ -76,7 +89,16 @@ class Runtime:
                 url_expiry_s=s.clip_url_expiry_s,
                 wait_timeout_s=s.clip_wait_timeout_s if wait_timeout_s is None else wait_timeout_s,
             ),
+            stored=self.stored_clips,
+            hits=self.hit_log,
         )
+
+    def clip_ports_in_memory(self) -> ClipPorts:
+        """The clip ports answering a hit from this process's memory only, never waiting
+        on MongoDB or S3 (the cached-clip fast path)."""
+        ports = self.clip_ports()
+        return replace(ports, episodes=self.cached_episodes.in_memory,
+                       stored=self.stored_clips.in_memory)  # fmt: skip
 
     async def intake(
         self, tenant_id: str, spec: ProductionJobSpec, idempotency_key: str | None
@@ -164,6 +186,7 @@ async def open_runtime(
             guard.ensure_indexes(),
             LegacyAudioIndex(db).ensure_indexes(),
         )
+        await stack.enter_async_context(stats.recording(db))
         media = await stack.enter_async_context(MediaStore.from_settings(settings))
         emitter = await stack.enter_async_context(_emitter(settings, client_id))
         waiter = ResultWaiter()
@@ -175,10 +198,23 @@ async def open_runtime(
         # waiters are woken before the listener goes.
         stack.push_async_callback(background.drain, 10.0)
         stack.callback(waiter.cancel_all)
+        ops_jobs = OpsJobs(db, JobControl(db, emitter), media, settings.job_url_expiry_s)
+        await ops_jobs.ensure_indexes()
+        cached_keys = CachedKeys(keys, ttl_s=settings.key_cache_ttl_s,
+                                 max_entries=settings.key_cache_max)  # fmt: skip
+        cached_episodes = CachedEpisodes(episodes, ttl_s=settings.episode_cache_ttl_s,
+                                         max_entries=settings.episode_cache_max)  # fmt: skip
+        stored_clips = StoredClips(clips, media, ttl_s=settings.clip_cache_ttl_s,
+                                   max_entries=settings.clip_cache_max)  # fmt: skip
+        for cache in (cached_keys.cache, cached_episodes.cache, stored_clips.cache):
+            stack.push_async_callback(cache.aclose)
+        hit_log = await stack.enter_async_context(
+            HitLog(clips, max_ranges=settings.hit_log_max_ranges).flushing(settings.hit_log_flush_s)
+        )
         yield Runtime(
             settings=settings,
             mongo=mongo,
-            keys=keys,
+            keys=cached_keys,
             episodes=episodes,
             clips=clips,
             jobs=jobs,
@@ -191,6 +227,11 @@ async def open_runtime(
             production=production,
             guard=guard,
             control=JobControl(db, emitter),
+            ops_jobs=ops_jobs,
+            dead_letters=DeadLetterOps(settings, db),
+            cached_episodes=cached_episodes,
+            stored_clips=stored_clips,
+            hit_log=hit_log,
         )
 
 

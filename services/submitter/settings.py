@@ -25,3 +25,18 @@ class SubmitterSettings(Settings):
     media_max_bytes: int = Field(2 * 1024**3, alias="MEDIA_MAX_BYTES", ge=1)
     # POST /v1/merges: how long a merge may hold its HTTP request open before answering 202.
     merge_wait_timeout_s: float = Field(30.0, alias="MERGE_WAIT_TIMEOUT_S", ge=0)
+    # API processes (uvicorn workers) sharing the port; each has its own clients and caches.
+    api_workers: int = Field(1, alias="API_WORKERS", ge=1)
+    # Per-process caches of the cached-clip path: how long an entry is trusted (which
+    # bounds how long a revoked key, a removed episode or a deleted clip is still honoured
+    # by a process that did not make the change; 0 turns the cache off) and how many.
+    key_cache_ttl_s: float = Field(30.0, alias="KEY_CACHE_TTL_S", ge=0)
+    key_cache_max: int = Field(10_000, alias="KEY_CACHE_MAX", ge=1)
+    episode_cache_ttl_s: float = Field(60.0, alias="EPISODE_CACHE_TTL_S", ge=0)
+    episode_cache_max: int = Field(5_000, alias="EPISODE_CACHE_MAX", ge=1)
+    clip_cache_ttl_s: float = Field(30.0, alias="CLIP_CACHE_TTL_S", ge=0)
+    clip_cache_max: int = Field(20_000, alias="CLIP_CACHE_MAX", ge=1)
+    # Cache hits are counted in memory and written this often, at most this many ranges
+    # between writes (past it a hit is dropped uncounted, and the drop logged).
+    hit_log_flush_s: float = Field(5.0, alias="HIT_LOG_FLUSH_S", gt=0)
+    hit_log_max_ranges: int = Field(10_000, alias="HIT_LOG_MAX_RANGES", ge=1)

@@ -133,7 +133,7 @@ async def record_outcome(opened: Opened, codec: Codec, msg: RawMessage, retry: R
 async def _record_outcome(opened: Opened, codec: Codec, msg: RawMessage, retry: RetryPolicy,
                           *, dead_letter: bool) -> str | None:  # fmt: skip
     try:
-        event = codec.decode(msg)
+        event = codec.read(msg)
     except DecodeError as exc:
         if not dead_letter:
             log.warning("webhooks: skipping %s[%s]@%s: %s",

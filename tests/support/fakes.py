@@ -66,6 +66,35 @@ class MemoryLedger:
         self.done.setdefault((stage, event_id), list(emitted))
 
 
+class MemoryLeases:
+    """Leases shared by the runners of several pretend processes: ``holder`` names each
+    lease's process; ``expire`` frees one as if its holder had died."""
+
+    def __init__(self, owner: str = "p1", held: dict[tuple[str, str], str] | None = None) -> None:
+        self.ttl_s = 30.0
+        self.owner = owner
+        self.held: dict[tuple[str, str], str] = {} if held is None else held
+        self.claims = 0
+
+    def process(self, owner: str) -> MemoryLeases:
+        """The same leases, as seen from another process."""
+        return MemoryLeases(owner, self.held)
+
+    async def claim(self, stage: str, event_id: str) -> bool:
+        self.claims += 1
+        return self.held.setdefault((stage, event_id), self.owner) == self.owner
+
+    async def renew(self, stage: str, event_id: str) -> bool:
+        return self.held.get((stage, event_id)) == self.owner
+
+    async def release(self, stage: str, event_id: str) -> None:
+        if self.held.get((stage, event_id)) == self.owner:
+            del self.held[(stage, event_id)]
+
+    def expire(self, stage: str, event_id: str) -> None:
+        self.held.pop((stage, event_id), None)
+
+
 class MemoryCheckpoints:
     def __init__(self) -> None:
         self.saved: dict[tuple[str, str, str], Any] = {}

@@ -8,10 +8,23 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from schemas import TOPICS, decode_event
 from services.common.settings import Settings
 
 
-async def produce(settings: Settings, topic: str, values: list[bytes], key: bytes = b"k") -> None:
+def key_of(value: bytes) -> bytes:
+    """The key a producer of ours gives ``value``: its event's key field (consumers refuse
+    an event keyed otherwise), or a fixed one for a value that is no event."""
+    try:
+        event = decode_event(value)
+        return TOPICS.for_event(event.event_type).key_for(event)
+    except Exception:
+        return b"k"
+
+
+async def produce(
+    settings: Settings, topic: str, values: list[bytes], key: bytes | None = None
+) -> None:
     # As large as the local broker accepts, so tests can send what any producer could.
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, max_request_size=10 * 1024 * 1024
@@ -19,7 +32,8 @@ async def produce(settings: Settings, topic: str, values: list[bytes], key: byte
     await producer.start()
     try:
         for value in values:
-            await producer.send_and_wait(topic, value=value, key=key)
+            keyed = key if key is not None else key_of(value)
+            await producer.send_and_wait(topic, value=value, key=keyed)
     finally:
         await producer.stop()
 

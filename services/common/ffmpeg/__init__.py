@@ -102,11 +102,7 @@ class FFmpeg:
         argv = self.argv(stream_or_argv)
         done = await runner.run(argv, self._timeout(timeout_s))
         if done.returncode != 0:
-            raise FFmpegError(
-                f"{Path(argv[0]).name} exited with status {done.returncode}:\n{done.stderr_tail()}",
-                returncode=done.returncode,
-                stderr=done.stderr,
-            )
+            raise runner.exited(argv, done)
         return done
 
     async def probe(

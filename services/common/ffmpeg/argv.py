@@ -2,8 +2,11 @@
 
 Command lines are argv lists, never shell strings. Every ffmpeg command gets
 ``-hide_banner -nostdin -nostats -y``; every http(s) input gets ``-protocol_whitelist
-http,https,tcp,tls`` as an input option, so a remote playlist cannot pull in ``file:`` or
-other protocols.
+http,https,tcp,tls`` and every local one ``-protocol_whitelist file`` as an input option,
+so a remote playlist cannot pull in ``file:`` and a local one cannot reach the network.
+Every input may only be read by the demuxers of the media containers the pipeline takes
+(``-format_whitelist``, plus the one an input forces with ``-f``): a file that claims to
+be media but is a playlist (HLS) or a concat script is refused before it opens anything.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import ffmpeg as ffmpeg_lib
 
 __all__ = [
     "GLOBAL_ARGS",
+    "INPUT_FORMATS",
+    "LOCAL_PROTOCOLS",
     "PROTOCOL_WHITELIST",
     "build_argv",
     "ffprobe_argv",
@@ -27,6 +32,14 @@ __all__ = [
 
 GLOBAL_ARGS: Final = ("-hide_banner", "-nostdin", "-nostats", "-y")
 PROTOCOL_WHITELIST: Final = "http,https,tcp,tls"
+LOCAL_PROTOCOLS: Final = "file"
+# ffmpeg's demuxer names of the containers Tapedeck takes (the submitter's upload list,
+# services/submitter/media.py, is held to it): "mov" reads MP4/MOV/M4A/3GP, "matroska"
+# WebM too. Not hls, concat, image2 and the rest, which open further files or URLs.
+INPUT_FORMATS: Final = (
+    "mov", "matroska", "mp3", "wav", "ogg", "flac", "aac", "aiff", "mpegts", "avi", "flv",
+    "mpeg",
+)  # fmt: skip
 
 
 def is_url(source: object) -> bool:
@@ -58,8 +71,25 @@ def input_(source: str | os.PathLike[str], **kwargs: Any) -> Any:
     return ffmpeg_lib.input(name, **kwargs)
 
 
+def format_whitelist(forced: str | None = None) -> str:
+    """The demuxers an input may be read with: ours, and the one it was forced to."""
+    names = [*INPUT_FORMATS, *([forced] if forced and forced not in INPUT_FORMATS else [])]
+    return ",".join(names)
+
+
+def _input_guards(options: list[str], source: str) -> list[str]:
+    """What an input with ``options`` lacks of its protocol and format whitelists."""
+    forced = options[options.index("-f") + 1] if "-f" in options[:-1] else None
+    guards: list[str] = []
+    if "-protocol_whitelist" not in options and forced != "lavfi":
+        guards += ["-protocol_whitelist", PROTOCOL_WHITELIST if is_url(source) else LOCAL_PROTOCOLS]
+    if "-format_whitelist" not in options:
+        guards += ["-format_whitelist", format_whitelist(forced)]
+    return guards
+
+
 def _with_protocol_whitelist(args: list[str]) -> list[str]:
-    """Insert ``-protocol_whitelist`` before every ``-i URL`` that does not have one."""
+    """Insert the protocol and format whitelists before every ``-i`` that lacks them."""
     out: list[str] = []
     options_start = 0  # index in ``out`` where the current input's options begin
     i = 0
@@ -67,8 +97,7 @@ def _with_protocol_whitelist(args: list[str]) -> list[str]:
         arg = args[i]
         if arg == "-i" and i + 1 < len(args):
             source = args[i + 1]
-            if is_url(source) and "-protocol_whitelist" not in out[options_start:]:
-                out += ["-protocol_whitelist", PROTOCOL_WHITELIST]
+            out += _input_guards(out[options_start:], source)
             out += [arg, source]
             options_start = len(out)
             i += 2
@@ -98,7 +127,7 @@ def finish_argv(argv: Sequence[str]) -> list[str]:
 def ffprobe_argv(source: str | os.PathLike[str], ffprobe_bin: str = "ffprobe") -> list[str]:
     name = media_path(source)
     argv = [ffprobe_bin, "-hide_banner", "-v", "error"]
-    if is_url(name):
-        argv += ["-protocol_whitelist", PROTOCOL_WHITELIST]
+    argv += ["-protocol_whitelist", PROTOCOL_WHITELIST if is_url(name) else LOCAL_PROTOCOLS]
+    argv += ["-format_whitelist", format_whitelist()]
     argv += ["-print_format", "json", "-show_format", "-show_streams", "-i", name]
     return argv

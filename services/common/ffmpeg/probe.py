@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.ffmpeg import runner
-from services.common.ffmpeg.argv import ffprobe_argv, is_url
+from services.common.ffmpeg.argv import ffprobe_argv
 from services.common.ffmpeg.runner import NotMediaError
 
 __all__ = [
@@ -158,6 +158,9 @@ async def _probe_json(argv: list[str], timeout_s: float) -> dict[str, Any]:
     name = argv[-1]
     done = await runner.run(argv, timeout_s, capture_stdout=True)
     if done.returncode != 0:
+        # Storage that failed mid-read says nothing about the media: retried, not refused.
+        if runner.network_failure(done.stderr):
+            raise runner.exited(argv, done)
         raise NotMediaError(f"ffprobe could not read {name}:\n{done.stderr_tail()}")
     try:
         data = json.loads(done.stdout)
@@ -173,10 +176,8 @@ async def probe_any_media(
 ) -> MediaProbe:
     """Probe a local file or an http(s) URL that may hold video, audio or both;
     :class:`NotMediaError` unless it has one of them. A local file may only open local
-    files (``-protocol_whitelist file``): a playlist cannot make ffprobe fetch a URL."""
+    files (``ffprobe_argv``'s whitelists): a playlist cannot make ffprobe fetch a URL."""
     argv = ffprobe_argv(source, ffprobe_bin)
-    if not is_url(argv[-1]):
-        argv[-2:-2] = ["-protocol_whitelist", "file"]
     return parse_media_probe(await _probe_json(argv, timeout_s), argv[-1])
 
 

@@ -9,11 +9,10 @@ a share of the expected duration.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 
 from services.common.ffmpeg import runner
 from services.common.ffmpeg.argv import finish_argv
-from services.common.ffmpeg.runner import FFmpegError, FFmpegResult
+from services.common.ffmpeg.runner import FFmpegResult
 
 __all__ = ["out_time_s", "run_with_progress", "with_progress_pipe"]
 
@@ -54,9 +53,5 @@ async def run_with_progress(argv: Sequence[str], timeout_s: float, on_time: OnTi
     done = lines.result
     assert done is not None
     if done.returncode != 0:
-        raise FFmpegError(
-            f"{Path(full[0]).name} exited with status {done.returncode}:\n{done.stderr_tail()}",
-            returncode=done.returncode,
-            stderr=done.stderr,
-        )
+        raise runner.exited(full, done)
     return done

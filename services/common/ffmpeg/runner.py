@@ -5,6 +5,9 @@
 * No orphans: a child runs in its own process group, which is killed on timeout or
   cancellation; on Linux it also gets SIGKILL when we die (``PR_SET_PDEATHSIG``), so a
   crashed or OOM-killed service does not leave ffmpeg running.
+* Bounded resources: a child may map at most ``ResourceLimits.memory_bytes`` (a frame
+  bomb fails to allocate instead of starving the host) and use at most its timeout's worth
+  of CPU on every core (the kernel kills it even if our timer never fires).
 * Failures map onto the shared taxonomy: a missing binary is a permanent
   ``ffmpeg_unavailable``, a timeout a transient :class:`FFmpegTimeout`. What a non-zero
   exit means is for the caller to say (:class:`FFmpegError`, :class:`NotMediaError`).
@@ -16,8 +19,10 @@ import asyncio
 import contextlib
 import ctypes
 import functools
+import math
 import os
 import re
+import resource
 import shutil
 import signal
 import stat
@@ -37,11 +42,15 @@ __all__ = [
     "STDERR_LIMIT",
     "STDOUT_LIMIT",
     "FFmpegError",
+    "FFmpegNetworkError",
     "FFmpegResult",
     "FFmpegTimeout",
     "LineStream",
     "NotMediaError",
+    "ResourceLimits",
+    "exited",
     "ffmpeg_unavailable",
+    "network_failure",
     "remove_stale_workdirs",
     "run",
     "stream_lines",
@@ -54,6 +63,27 @@ STDOUT_LIMIT: Final = 8 * 1024 * 1024
 _READ_CHUNK: Final = 4096
 _KILL_WAIT_S: Final = 5.0
 _PR_SET_PDEATHSIG: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceLimits:
+    """What one child may use. 4 GiB of address space holds ffmpeg's threads and buffers
+    for 4K video with room to spare; a decoder asked for a far larger frame fails."""
+
+    memory_bytes: int | None = 4 * 1024**3
+    # CPU seconds per second of the timeout: every core busy the whole time, and some.
+    cpu_per_wall_s: float | None = float(os.cpu_count() or 1) + 1.0
+
+    def apply(self, timeout_s: float) -> None:
+        """In the child, before exec: async-signal-safe calls only."""
+        if self.memory_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
+        if self.cpu_per_wall_s is not None:
+            cpu = math.ceil(timeout_s * self.cpu_per_wall_s) + 1
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+
+
+DEFAULT_LIMITS: Final = ResourceLimits()
 
 
 class FFmpegError(PermanentError):
@@ -74,6 +104,40 @@ class FFmpegTimeout(TransientError):
         super().__init__(message)
         self.timeout_s = timeout_s
         self.stderr = stderr
+
+
+class FFmpegNetworkError(TransientError):
+    """ffmpeg (or ffprobe) lost the URL it was reading or writing: the connection was
+    refused, reset or timed out, or the server answered 5xx. Storage failed, not the media:
+    the stage waits the outage out and runs it again."""
+
+    def __init__(self, message: str, *, stderr: str = "") -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
+# What ffmpeg's tcp and http protocols print when the network or the server failed; a file
+# that is not media fails with "Invalid data found", a missing object with a 4xx.
+_NETWORK_FAILURE: Final = re.compile(
+    r"Connection refused|Connection reset by peer|Connection timed out|Operation timed out"
+    r"|Broken pipe|Network is unreachable|No route to host|Failed to resolve hostname"
+    r"|Server returned 5\d\d|Stream ends prematurely",
+    re.IGNORECASE,
+)
+
+
+def network_failure(stderr: str) -> bool:
+    """Whether a failed run's stderr says its URL could not be read or written."""
+    return _NETWORK_FAILURE.search(stderr) is not None
+
+
+def exited(argv: Sequence[str], done: FFmpegResult) -> FFmpegError | FFmpegNetworkError:
+    """The error for a run of ``argv`` that exited non-zero: a network failure, or else
+    the tool's own (:class:`FFmpegError`)."""
+    what = f"{Path(argv[0]).name} exited with status {done.returncode}:\n{done.stderr_tail()}"
+    if network_failure(done.stderr):
+        return FFmpegNetworkError(what, stderr=done.stderr)
+    return FFmpegError(what, returncode=done.returncode, stderr=done.stderr)
 
 
 class NotMediaError(PermanentError):
@@ -138,13 +202,14 @@ def _prctl() -> Callable[..., int] | None:
     return prctl
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def _in_child(limits: ResourceLimits, timeout_s: float) -> Callable[[], None]:
     prctl = _prctl()
-    if prctl is None:
-        return None
     parent = os.getpid()
 
     def in_child() -> None:
+        limits.apply(timeout_s)
+        if prctl is None:
+            return
         # The signal fires when the forking *thread* exits: asyncio forks from the loop's
         # thread, which lives as long as the service does.
         prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
@@ -161,7 +226,9 @@ def _check(argv: Sequence[str], timeout_s: float) -> None:
         raise ValueError("timeout_s must be > 0")
 
 
-async def _spawn(argv: Sequence[str], *, capture_stdout: bool) -> asyncio.subprocess.Process:
+async def _spawn(
+    argv: Sequence[str], *, capture_stdout: bool, timeout_s: float, limits: ResourceLimits
+) -> asyncio.subprocess.Process:
     try:
         return await asyncio.create_subprocess_exec(
             *argv,
@@ -169,7 +236,7 @@ async def _spawn(argv: Sequence[str], *, capture_stdout: bool) -> asyncio.subpro
             stdout=asyncio.subprocess.PIPE if capture_stdout else asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, killed as a whole
-            preexec_fn=_die_with_parent(),
+            preexec_fn=_in_child(limits, timeout_s),
         )
     except (FileNotFoundError, PermissionError) as exc:
         raise ffmpeg_unavailable(argv[0], exc) from exc
@@ -223,12 +290,16 @@ def _observe(argv: Sequence[str], outcome: str, started: float) -> None:
 
 
 async def run(
-    argv: Sequence[str], timeout_s: float, *, capture_stdout: bool = False
+    argv: Sequence[str],
+    timeout_s: float,
+    *,
+    capture_stdout: bool = False,
+    limits: ResourceLimits = DEFAULT_LIMITS,
 ) -> FFmpegResult:
     """Run ``argv`` to completion; any exit status is returned, not raised."""
     _check(argv, timeout_s)
     started = time.monotonic()
-    proc = await _spawn(argv, capture_stdout=capture_stdout)
+    proc = await _spawn(argv, capture_stdout=capture_stdout, timeout_s=timeout_s, limits=limits)
     stderr_task = asyncio.create_task(_read_bounded(proc.stderr, STDERR_LIMIT))
     stdout_task = asyncio.create_task(_read_bounded(proc.stdout, STDOUT_LIMIT))
     try:
@@ -272,7 +343,9 @@ class LineStream:
 
 
 @contextlib.asynccontextmanager
-async def stream_lines(argv: Sequence[str], timeout_s: float) -> AsyncIterator[LineStream]:
+async def stream_lines(
+    argv: Sequence[str], timeout_s: float, *, limits: ResourceLimits = DEFAULT_LIMITS
+) -> AsyncIterator[LineStream]:
     """Run ``argv`` and iterate over its stdout without holding it all in memory.
 
     ``timeout_s`` covers the whole block, reading included. On leaving the block the
@@ -281,7 +354,7 @@ async def stream_lines(argv: Sequence[str], timeout_s: float) -> AsyncIterator[L
     """
     _check(argv, timeout_s)
     started = time.monotonic()
-    proc = await _spawn(argv, capture_stdout=True)
+    proc = await _spawn(argv, capture_stdout=True, timeout_s=timeout_s, limits=limits)
     stderr_task = asyncio.create_task(_read_bounded(proc.stderr, STDERR_LIMIT))
     lines = LineStream(proc)
     try:

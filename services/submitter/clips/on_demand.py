@@ -23,7 +23,7 @@ from schemas.names import Producer, Stage
 from services.common.clip_rules import ClipPlan, resolve_clip
 from services.common.obs import metrics, stats
 from services.common.ports import ClipRepo, EpisodeRepo, MediaPort
-from services.submitter.clips.cache import StoredClips, load_stored
+from services.submitter.clips.cache import StoredClipLookup, load_stored
 from services.submitter.clips.hit_log import HitLog
 from services.submitter.requests import Accepted, RequestPorts, deadline_in, submit_and_wait
 
@@ -46,7 +46,7 @@ class ClipPorts:
     limits: ClipLimits
     # The API's per-process fast path; without them (tests, one-shot commands) a hit
     # reads its record and object each time and logs itself at once.
-    stored: StoredClips | None = None
+    stored: StoredClipLookup | None = None
     hits: HitLog | None = None
 
 
@@ -94,7 +94,33 @@ def new_request_id() -> str:
 async def get_clip(ports: ClipPorts, tenant_id: str, query: ClipQuery) -> ClipAnswer | ClipPending:
     """Raises ``ClipRejected`` for a request that can never succeed as asked."""
     started = time.monotonic()
-    limits = ports.limits
+    plan = await _plan(ports, tenant_id, query)
+    hit = await cached_clip(ports, plan, started)
+    await _count(ports, tenant_id, query, plan, hit is not None)
+    if hit is not None:
+        return hit
+    return await request_clip(
+        ports,
+        query,
+        tenant_id,
+        producer=Producer.SUBMITTER,
+        deadline=deadline_in(ports.limits.wait_timeout_s),
+    )
+
+
+async def get_cached_clip(ports: ClipPorts, tenant_id: str, query: ClipQuery) -> ClipAnswer | None:
+    """The answer :func:`get_clip` gives when the clip is cached, counted the same way;
+    None, counting nothing, when it is not (the caller then asks ``get_clip``). Raises
+    ``ClipRejected`` like ``get_clip``."""
+    started = time.monotonic()
+    plan = await _plan(ports, tenant_id, query)
+    hit = await cached_clip(ports, plan, started)
+    if hit is not None:
+        await _count(ports, tenant_id, query, plan, True)
+    return hit
+
+
+async def _plan(ports: ClipPorts, tenant_id: str, query: ClipQuery) -> ClipPlan:
     # Looked up under the caller's tenant: another tenant's episode is not there.
     _, plan = await resolve_clip(
         ports.episodes,
@@ -104,29 +130,27 @@ async def get_clip(ports: ClipPorts, tenant_id: str, query: ClipQuery) -> ClipAn
         query.duration_ms,
         query.format,
         query.accurate,
-        limits.max_duration_ms,
+        ports.limits.max_duration_ms,
     )
-    hit = await cached_clip(ports, plan, started)
-    metrics.cache("clip", hit is not None)
+    return plan
+
+
+async def _count(
+    ports: ClipPorts, tenant_id: str, query: ClipQuery, plan: ClipPlan, hit: bool
+) -> None:
+    metrics.cache("clip", hit)
     stats.count(stats.StatName.CLIP_REQUEST, tenant=tenant_id, episode_id=query.episode_id,
                 start_ms=str(query.start_ms), duration_ms=str(query.duration_ms))  # fmt: skip
-    if hit is not None:
-        if ports.hits is not None:
-            ports.hits.record(plan, tenant_id)
-            return hit
-        try:
-            await ports.clips.log_request(plan, tenant_id, cache_hit=True)
-        except Exception:
-            # Counts only steer cache warming; losing one must not fail the answer.
-            log.warning("could not log a cache hit for %s", plan.key, exc_info=True)
-        return hit
-    return await request_clip(
-        ports,
-        query,
-        tenant_id,
-        producer=Producer.SUBMITTER,
-        deadline=deadline_in(limits.wait_timeout_s),
-    )
+    if not hit:
+        return  # the clipper logs the requests it serves
+    if ports.hits is not None:
+        ports.hits.record(plan, tenant_id)
+        return
+    try:
+        await ports.clips.log_request(plan, tenant_id, cache_hit=True)
+    except Exception:
+        # Counts only steer cache warming; losing one must not fail the answer.
+        log.warning("could not log a cache hit for %s", plan.key, exc_info=True)
 
 
 async def cached_clip(ports: ClipPorts, plan: ClipPlan, started: float) -> ClipAnswer | None:

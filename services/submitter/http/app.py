@@ -19,6 +19,7 @@ from schemas.codes import Code
 from services.common.errors import PermanentError, TransientError
 from services.submitter.console.router import build_router as console_router
 from services.submitter.http import health, metrics
+from services.submitter.http.cached_clips import CachedClipFastPath
 from services.submitter.http.errors import ApiError, error_body, from_validation, status_message
 from services.submitter.http.routes import clips, episodes, jobs, legacy_audio, media, merges
 from services.submitter.http.routes import ops as ops_routes
@@ -51,6 +52,9 @@ def create_api(settings: SubmitterSettings) -> FastAPI:
         summary="Register episodes and fetch clips of them.",
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        # A path with a stray slash is a 404 in the one error shape, not a redirect that
+        # sends a client (and its key) elsewhere.
+        redirect_slashes=False,
     )
     _install_error_handlers(app)
     app.include_router(episodes.router)
@@ -63,6 +67,8 @@ def create_api(settings: SubmitterSettings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(console_router())
     app.include_router(metrics.router)
+    # Added first so the request metrics wrap it: its answers are counted like the route's.
+    app.add_middleware(CachedClipFastPath)
     app.add_middleware(metrics.RequestMetrics)
     return app
 

@@ -23,7 +23,9 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
 
 
-def get_runtime(request: Request) -> Runtime:
+# The dependencies below are ``async`` though they never wait: FastAPI runs a plain
+# ``def`` dependency in its thread pool, a thread hop per dependency per request.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -31,11 +33,11 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_keys(runtime: RuntimeDep) -> KeyRepo:
+async def get_keys(runtime: RuntimeDep) -> KeyRepo:
     return runtime.keys
 
 
-def get_clip_ports(runtime: RuntimeDep) -> ClipPorts:
+async def get_clip_ports(runtime: RuntimeDep) -> ClipPorts:
     return runtime.clip_ports()
 
 

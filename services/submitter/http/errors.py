@@ -140,6 +140,9 @@ def from_validation(errors: Sequence[Mapping[str, Any]]) -> ApiError:
     if not errors:
         return ApiError(Code.INVALID_REQUEST, "the request is invalid")
     first = errors[0]
+    if first.get("type") == "json_invalid":
+        # Its location is a character offset, not a parameter a caller could act on.
+        return ApiError(Code.INVALID_JSON, "the body is not valid JSON")
     loc = [str(p) for p in first.get("loc", ())]
     where = loc[0] if loc else ""
     path = loc[1:] if where in {"query", "path", "header", "body", "cookie"} else loc

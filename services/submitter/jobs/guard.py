@@ -93,6 +93,11 @@ class JobGuard:
             return existing
         return job_id
 
+    async def forget(self, tenant_id: str, key: str, job_id: str) -> None:
+        """Unbind the key from ``job_id`` (a submission that could not be queued): the
+        client's retry with the same key makes a new job instead of getting the failed one."""
+        await self._keys.delete_one({"_id": f"{tenant_id}:{key}", "job_id": job_id})
+
     async def admit(self, tenant_id: str) -> None:
         """Count one submission against the tenant's limits, or raise ``TooManyJobs``."""
         limits = self._limits

@@ -100,6 +100,8 @@ async def submit_production(
             await ports.emitter.emit([event])
     except Exception as exc:
         await ports.jobs.fail_submission(job_id, "the job could not be queued")
+        if idempotency_key is not None:
+            await ports.guard.forget(tenant_id, idempotency_key, job_id)
         raise SubmitFailed(job_id, f"emit failed: {type(exc).__name__}") from exc
     return Submitted(job_id, created=True)
 

@@ -250,6 +250,23 @@ async def test_a_source_shrunk_in_storage_is_a_source_problem(env: Env) -> None:
     assert kind_of(exc.value.code) is Kind.SOURCE, exc.value
 
 
+async def test_episodes_without_the_binary_index_still_clip_right(env: Env) -> None:
+    ep = await env.register("vbr", duration_s=30)
+    index = await env.episodes.seek_index("acme", ep.episode_id)
+    # Registered before the binary index existed: only the MongoDB copy.
+    legacy = ep.model_copy(update={"episode_id": "ep-legacy", "seek_index_key": None})
+    await env.episodes.insert(legacy, index)
+    # And one whose binary index was lost from storage.
+    assert ep.seek_index_key is not None
+    await env.media.delete(ep.seek_index_key)
+    for episode_id in ("ep-legacy", ep.episode_id):
+        ready = await env.clip(episode_id, 8000, 4000)
+        samples = audio.decode(await fetch(ready.clip_url, env.tmp / f"{episode_id}.mp3"))
+        assert abs(audio.duration_ms(samples) - 4000) <= MP3_FRAME_MS
+        found = audio.change_point_ms(samples, 400, 500, 1700, 2300)
+        assert abs(found - 2000) <= MP3_FRAME_MS + 1, (episode_id, found)
+
+
 def _offset_of(clip: array, source: array, near: int, skip: int = 10_000, n: int = 512) -> int:
     """Where the clip's sample 0 sits in the source, to the sample. The first frames of a
     clip decode without their predecessors' overlap and bit reservoir (a VBR encoder may

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.common.clip_rules import plan_clip
-from services.common.clips import ClipStore
+from services.common.clips import ClipStore, RequestCount
 from services.common.episodes import Episode
 from services.common.mongo import connect, database
 from services.common.settings import Settings
@@ -58,5 +58,28 @@ async def test_most_requested_counts_per_tenant_and_range(settings: Settings) ->
         await store.log_request(other, "other", False)
         top = await store.most_requested(timedelta(hours=1), 10)
         assert [(r["tenant_id"], r["count"]) for r in top] == [("acme", 3), ("other", 1)]
+    finally:
+        await client.close()
+
+
+async def test_batched_entries_count_with_single_ones_and_the_window(settings: Settings) -> None:
+    client = connect(settings)
+    try:
+        store = ClipStore(database(client, settings))
+        await store.ensure_collections()
+        now = datetime.now(UTC)
+        popular = plan_clip(EPISODE, 0, 1000, "mp3", False, 600_000)
+        rare = plan_clip(EPISODE, 5000, 1000, "mp3", False, 600_000)
+        await store.log_request(popular, "acme", False)  # the clipper's: one per request
+        await store.log_requests([
+            RequestCount(popular, "acme", True, 40, now),
+            RequestCount(rare, "acme", True, 2, now),
+            RequestCount(rare, "acme", True, 500, now - timedelta(hours=3)),  # too old
+        ])  # fmt: skip
+        await store.log_requests([RequestCount(rare, "acme", True, 1, now)])
+        top = await store.most_requested(timedelta(hours=1), 10)
+        assert [(r["start_ms"], r["count"]) for r in top] == [(0, 41), (5000, 3)]
+        assert [r["start_ms"] for r in await store.most_requested(timedelta(hours=1), 1)] == [0]
+        await store.log_requests([])  # nothing to write: no error
     finally:
         await client.close()

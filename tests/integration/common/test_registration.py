@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common import seek_index
 from services.common.episodes import EpisodeExists, EpisodeStore
 from services.common.ffmpeg import FFmpeg
 from services.common.media_store import MediaStore
@@ -47,7 +48,29 @@ async def test_racing_registrations_of_one_id_keep_the_winners_source(
         index = await store.seek_index("acme", "ep-race")
         assert index is not None and index.size_bytes == episode.size_bytes
         keys = await media.list_keys("episodes/acme/ep-race/")
-        assert keys == [episode.s3_key], "the loser's upload must be removed"
+        # The winner's source and its binary seek index; the loser's are removed.
+        assert episode.seek_index_key is not None
+        assert sorted(keys) == sorted([episode.s3_key, episode.seek_index_key]), keys
+    await mongo.close()
+
+
+async def test_the_seek_index_is_stored_beside_the_source_as_the_binary_index(
+    settings: Settings, tmp_path: Path
+) -> None:
+    mongo = connect(settings)
+    store = EpisodeStore(database(mongo, settings))
+    src = audio.make_episode(tmp_path / "a.mp3", "vbr", 30)
+    async with MediaStore.from_settings(settings) as media:
+        ep = await register_file(src, episode_id="ep-bin", tenant_id="acme", filename=src.name,
+                                 store=store, media=media,
+                                 ffmpeg=FFmpeg.from_settings(settings))  # fmt: skip
+        assert ep.seek_index_key is not None
+        assert ep.seek_index_key.startswith("episodes/acme/ep-bin/")
+        stored = seek_index.decode(await media.get_range(ep.seek_index_key, 0, 1 << 20))
+        copy = await store.seek_index("acme", "ep-bin")
+        assert copy is not None and stored.offsets == copy.offsets
+        assert stored.times_ms == pytest.approx(copy.times_ms, abs=0.001)
+        assert stored.size_bytes == ep.size_bytes == copy.size_bytes
     await mongo.close()
 
 

@@ -30,6 +30,10 @@ async def test_index_of_a_lame_mp3(kind: str, tmp_path: Path) -> None:
     assert len(every.times_ms) > 12_000 / FRAME_MS
     assert every.offsets == sorted(every.offsets) and len(set(every.offsets)) == len(every.offsets)
     assert set(sampled.offsets) <= set(every.offsets)
+    # On a fixed grid: entry i is the first packet at or after i seconds.
+    for i, t in enumerate(sampled.times_ms):
+        first = next(k for k, e in enumerate(every.times_ms) if e >= i * 1000)
+        assert (t, sampled.offsets[i]) == (every.times_ms[first], every.offsets[first])
     assert sampled.end_ms == every.end_ms
     # LAME's encoder delay plus the decoder's 529 samples; what is heard is 12 s.
     assert sampled.skip_samples == 576 + 529

@@ -56,7 +56,8 @@ async def test_bad_inputs_end_in_merge_failed_with_their_code(
         retry=RetryPolicy(max_attempts=1),
     )  # fmt: skip
     event = merge_request(operation, inputs, "out/never.mp4", step="concat", **params)
-    msg = RawMessage(topic=TOPICS.merge_requests.name, value=event.model_dump_json().encode())
+    msg = RawMessage(topic=TOPICS.merge_requests.name, value=event.model_dump_json().encode(),
+                     key=event.job_id.encode())  # fmt: skip
     assert await runner.process(msg) is Outcome.FAILED
     (failed,) = emitter.events
     assert isinstance(failed, MergeFailed)

@@ -42,7 +42,8 @@ async def test_list_get_replay_and_discard(settings: Settings, db: AsyncDatabase
     await ensure_topics(settings)
     good = encode_event(clip_request(request_id="r-2"))
     await dead_letter(settings, BROKEN, b"r-1", 10)
-    await dead_letter(settings, good, b"r-2", 11)
+    # Valid but under a wrong key (consumers refuse it): replayed under its own.
+    await dead_letter(settings, good, b"wrong-key", 11)
     await dead_letter(settings, b"\xff\xfe not text", b"r-3", 12)
     ops = DeadLetterOps(settings, db)
     dlq = TOPICS.clip_requests.dlq_name(settings.topic_prefix)
@@ -54,7 +55,7 @@ async def test_list_get_replay_and_discard(settings: Settings, db: AsyncDatabase
     assert listed[TOPICS.merge_requests.dlq_name(settings.topic_prefix)].messages == 0
 
     letters = await ops.list(dlq)
-    assert [lt.key for lt in letters] == [b"r-1", b"r-2", b"r-3"]
+    assert [lt.key for lt in letters] == [b"r-1", b"wrong-key", b"r-3"]
     first, second, third = letters
     assert (first.error, first.stage, first.attempts) == ("not valid JSON", "clip", 1)
     assert first.original_topic == original and first.first_seen is not None
@@ -102,7 +103,7 @@ async def test_list_get_replay_and_discard(settings: Settings, db: AsyncDatabase
         await ops.discard(dlq, third.partition, third.offset, OPERATOR)
 
     states = {lt.key: lt.state for lt in await ops.list(dlq)}
-    assert states == {b"r-1": "replayed", b"r-2": "replayed", b"r-3": "discarded"}
+    assert states == {b"r-1": "replayed", b"wrong-key": "replayed", b"r-3": "discarded"}
     recorded = await db["dlq_actions"].find({"topic": dlq}).to_list()
     assert sorted(d["action"] for d in recorded) == ["discarded", "replayed", "replayed"]
     assert all(d["actor_key_id"] == OPERATOR.key_id and d["at"] for d in recorded)

@@ -42,16 +42,23 @@ class FakeCut:
 class SlowCutter:
     """The clipper's own port: writes a small clip after a pause long enough for
     identical requests to pile up (and ``CUT_S`` on the handler's clock); fails its first
-    ``failures`` cuts. ``asked`` lists the (episode, clip key) of every cut."""
+    ``failures`` cuts, and any cut of a source ``media`` lacks, as a real cut does.
+    ``asked`` lists the (episode, clip key) of every cut; ``read_ahead`` the clip keys
+    it was asked to read ahead for."""
 
     CUT_S = 1.5
 
-    def __init__(self, tmp: Path, clock: FakeClock, failures: int = 0) -> None:
+    def __init__(self, tmp: Path, clock: FakeClock, media: MemoryMedia, failures: int = 0) -> None:
         self.cuts = 0
         self.asked: list[tuple[str, str]] = []
+        self.read_ahead: list[str] = []
         self._tmp = tmp
         self._clock = clock
+        self._media = media
         self._failures = failures
+
+    async def prefetch(self, episode: Episode, plan: ClipPlan) -> None:
+        self.read_ahead.append(plan.key)
 
     @asynccontextmanager
     async def cut(self, episode: Episode, plan: ClipPlan) -> AsyncIterator[FakeCut]:
@@ -61,6 +68,8 @@ class SlowCutter:
         self._clock.advance(self.CUT_S)
         if self.cuts <= self._failures:
             raise PermanentError("decoder choked", code=Code.FFMPEG_FAILED)
+        if episode.s3_key not in self._media.objects:
+            raise PermanentError(f"get {episode.s3_key}: not found", code="not_found")
         path = self._tmp / f"cut-{self.cuts}.mp3"
         await asyncio.to_thread(path.write_bytes, b"x" * 42)
         yield FakeCut(path)
@@ -107,7 +116,7 @@ def world(tmp_path: Path) -> World:
 
 def make(tmp_path: Path, failures: int = 0) -> World:
     media, clock = Media({EPISODE.s3_key: b"\0" * 1000}), FakeClock()
-    clips, cutter = Clips(), SlowCutter(tmp_path, clock, failures)
+    clips, cutter = Clips(), SlowCutter(tmp_path, clock, media, failures)
     handler = ClipHandler(episodes=MemoryEpisodes(EPISODE), clips=clips, media=media,
                           cutter=cutter, config=ClipConfig(600_000, 60), clock=clock)  # fmt: skip
     return World(handler, media, clips, cutter)
@@ -140,6 +149,22 @@ async def test_a_failed_cut_fails_every_request_waiting_on_it(tmp_path: Path) ->
     assert world.media.uploads == [] and world.clips.docs == {}
     # Nothing cached the failure: the next request cuts again.
     assert (await call(world, req())).s3_key == KEY and world.cutter.cuts == 2
+
+
+async def test_a_request_is_logged_only_once_its_clip_is_cut(tmp_path: Path) -> None:
+    world = make(tmp_path, failures=1)
+    with pytest.raises(PermanentError):
+        await call(world, req())
+    assert world.clips.requests == []
+    await call(world, req())
+    assert world.clips.requests == [(KEY, "acme", False)]
+
+
+async def test_the_cut_reads_ahead_while_the_cache_is_checked(world: World) -> None:
+    await call(world, req())
+    await call(world, req())
+    # Asked both times: the second was a hit, where only that read was wasted.
+    assert world.cutter.read_ahead == [KEY, KEY] and world.cutter.cuts == 1
 
 
 async def test_cache_hit_heals_missing_metadata(world: World) -> None:

@@ -199,3 +199,18 @@ def test_routing_headers_agree_with_the_event_they_travel_with(event: Event) -> 
         "correlation_id": decoded.correlation_id.encode(),
     }
     assert headers["schema_version"] == b"1"
+
+
+def test_a_record_is_read_only_with_its_events_key() -> None:
+    value = clip_request().model_dump_json().encode()
+    assert CODEC.read(RawMessage(TOPIC, value, key=b"req-1")) == decode_event(value)
+    with pytest.raises(DecodeError) as missing:
+        CODEC.read(RawMessage(TOPIC, value))
+    assert missing.value.reason == "message has no key (expected the event's request_id, 'req-1')"
+    with pytest.raises(DecodeError) as wrong:
+        CODEC.read(RawMessage(TOPIC, value, key=b"req-2" + b"x" * 100))
+    assert wrong.value.reason.startswith("message key 'req-2xxx")
+    assert wrong.value.reason.endswith("...' is not the event's request_id, 'req-1'")
+    # An unreadable value is named for what is wrong with it, whatever its key.
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        CODEC.read(RawMessage(TOPIC, b"{", key=b"req-1"))

@@ -26,10 +26,20 @@ def test_scan_keeps_one_packet_per_step_and_the_gapless_info() -> None:
     for line in LINES:
         scan.feed(line)
     index = scan.index()
-    assert index.times_ms == [0.0, 1019.0]
+    assert index.times_ms == [0.0, 1018.776]
     assert index.offsets == [227, 5014]
     assert index.end_ms == pytest.approx(1044.898)
     assert (index.skip_samples, index.discard_samples) == (1105, 875)
+
+
+def test_scan_keeps_the_first_packet_at_or_after_each_whole_step() -> None:
+    # A fixed grid, not "a step after the last one kept": the entry for any time is at
+    # a place computed from the time alone.
+    scan = PacketScan(step_ms=1000)
+    for t_ms, pos in ((0, 10), (999.9, 20), (1000.5, 30), (1999, 40), (2000, 50), (2500, 60)):
+        scan.feed(f"{t_ms / 1000:.6f},0.026122,{pos}\n")
+    assert scan.index().times_ms == [0.0, 1000.5, 2000.0]
+    assert scan.index().offsets == [10, 30, 50]
 
 
 def test_scan_every_packet_exactly() -> None:

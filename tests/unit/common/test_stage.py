@@ -9,6 +9,7 @@ import random
 from collections.abc import Sequence
 
 import pytest
+from pymongo.errors import ConnectionFailure
 
 from schemas import TOPICS, ErrorInfo, Event
 from schemas.clip import ClipFailed, ClipRequested
@@ -29,6 +30,7 @@ from tests.support.fakes import (
     MemoryCheckpoints,
     MemoryEmitter,
     MemoryJobs,
+    MemoryLeases,
     MemoryLedger,
 )
 
@@ -370,16 +372,24 @@ async def test_every_output_is_stored_on_the_stage_record() -> None:
     assert [o["error"]["code"] for o in doc["outputs"]] == ["echo", "two"]
 
 
-async def test_an_emit_that_fails_records_nothing_in_the_ledger() -> None:
+async def test_an_emit_that_fails_is_retried_before_the_ledger_records_it() -> None:
     world = World(echo)
-    world.emitter.fail_emits = 1
+    world.emitter.fail_emits = 2
     value = request().model_dump_json().encode()
-    with pytest.raises(ConnectionError):
-        await world.runner.process(raw(value))
-    # Not recorded, so the redelivery does the work again instead of being skipped.
-    assert world.ledger.done == {}
+    # Raised out of the agent, the event would be dropped until a restart: it is retried
+    # until the broker has the outputs, and only then recorded as done.
     assert await world.runner.process(raw(value)) is Outcome.DONE
-    assert len(world.emitter.events) == 1
+    assert world.emitter.fail_emits == 0 and len(world.emitter.events) == 1
+    assert len(world.ledger.done) == 1
+
+
+async def test_an_emit_that_never_lands_never_records_the_event() -> None:
+    world = World(echo)
+    world.emitter.fail_emits = 10**9
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(world.runner.process(raw(request().model_dump_json().encode())), 0.2)
+    # Not recorded, so the redelivery after a restart does the work again.
+    assert world.ledger.done == {} and world.emitter.events == []
 
 
 async def test_a_failing_dead_letter_write_holds_the_message_until_it_lands() -> None:
@@ -541,3 +551,129 @@ async def test_the_handler_runs_in_the_records_trace_with_its_event_bound(valid:
         "tenant": "acme",
     }
     assert trace.current() is None and bound() == {}
+
+
+# -- outages, redeliveries and other workers --------------------------------------------------
+
+
+class Unreachable(ConnectionFailure):
+    """What pymongo raises while MongoDB cannot be reached."""
+
+
+async def test_an_outage_is_waited_out_without_spending_attempts() -> None:
+    calls = 0
+
+    async def flaky(event: Event, ctx: StageContext) -> Sequence[Event]:
+        nonlocal calls
+        calls += 1
+        if calls <= 6:  # twice the attempts the runner allows for transient errors
+            world.clock.advance(1.0)
+            raise Unreachable("127.0.0.1:27017: connection refused")
+        assert ctx.attempt == 1
+        return await echo(event)
+
+    world = World(flaky, attempts=3)
+    assert await world.runner.process(raw(request().model_dump_json().encode())) is Outcome.DONE
+    assert calls == 7 and world.emitter.events[0].error.code == "echo"  # type: ignore[attr-defined]
+
+
+async def test_an_outage_past_the_events_deadline_fails_it_as_retryable() -> None:
+    async def down(event: Event, ctx: StageContext) -> Sequence[Event]:
+        world.clock.advance(25.0)
+        raise Unreachable("no server")
+
+    world = World(down)
+    assert await world.runner.process(raw(request().model_dump_json().encode())) is Outcome.FAILED
+    (ev,) = world.emitter.events
+    assert isinstance(ev, ClipFailed) and ev.error.code == "transient_exhausted"
+    assert ev.error.retryable
+
+
+async def test_bookkeeping_that_fails_is_retried_not_raised() -> None:
+    world = World(echo)
+    fails = {"seen": 2, "record": 2}
+    seen, record = world.ledger.seen, world.ledger.record
+
+    async def flaky_seen(stage: str, event_id: str) -> bool:
+        if fails["seen"]:
+            fails["seen"] -= 1
+            raise Unreachable("ledger read")
+        return await seen(stage, event_id)
+
+    async def flaky_record(stage: str, event_id: str, emitted: Sequence[str]) -> None:
+        if fails["record"]:
+            fails["record"] -= 1
+            raise Unreachable("ledger write")
+        await record(stage, event_id, emitted)
+
+    world.ledger.seen = flaky_seen  # type: ignore[method-assign]
+    world.ledger.record = flaky_record  # type: ignore[method-assign]
+    assert await world.runner.process(raw(request().model_dump_json().encode())) is Outcome.DONE
+    assert fails == {"seen": 0, "record": 0} and len(world.ledger.done) == 1
+
+
+async def test_one_event_delivered_twice_at_once_is_handled_once() -> None:
+    release = asyncio.Event()
+    calls = 0
+
+    async def slow(event: Event, ctx: StageContext) -> Sequence[Event]:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return await echo(event)
+
+    world = World(slow)
+    value = raw(request().model_dump_json().encode())
+    first = asyncio.create_task(world.runner.process(value))
+    second = asyncio.create_task(world.runner.process(value))
+    await asyncio.sleep(0.05)
+    release.set()
+    assert sorted(o.value for o in await asyncio.gather(first, second)) == ["done", "duplicate"]
+    assert calls == 1 and len(world.emitter.events) == 1
+
+
+async def test_an_events_outputs_keep_their_ids_when_it_is_handled_again() -> None:
+    world = World(echo)
+    value = raw(request().model_dump_json().encode())
+    await world.runner.process(value)
+    world.ledger.done.clear()  # as if killed between the emit and the ledger write
+    await world.runner.process(value)
+    first, again = world.emitter.events
+    # The same event to its consumers, whose ledgers skip the second copy.
+    assert first.event_id == again.event_id and first.event_type == again.event_type
+
+
+async def test_an_event_in_another_workers_hands_is_waited_for_not_redone() -> None:
+    calls = 0
+
+    async def count(event: Event, ctx: StageContext) -> Sequence[Event]:
+        nonlocal calls
+        calls += 1
+        return await echo(event)
+
+    world = World(count)
+    leases = MemoryLeases("other-worker")
+    world.runner.leases, world.runner.lease_wait_s = leases.process("this-worker"), 0.01
+    event = request()
+    await leases.claim(Stage.CLIP, str(event.event_id))
+    waiting = asyncio.create_task(world.runner.process(raw(event.model_dump_json().encode())))
+    await asyncio.sleep(0.1)
+    assert not waiting.done() and calls == 0
+    # The other worker finishes it and lets go: this one does not do it again.
+    await world.ledger.record(Stage.CLIP, str(event.event_id), [])
+    await leases.release(Stage.CLIP, str(event.event_id))
+    assert await waiting is Outcome.DUPLICATE and calls == 0
+
+
+async def test_an_event_whose_holder_died_is_taken_over_and_let_go() -> None:
+    world = World(echo)
+    leases = MemoryLeases("dead-worker")
+    mine = world.runner.leases = leases.process("this-worker")
+    world.runner.lease_wait_s = 0.01
+    event = request()
+    await leases.claim(Stage.CLIP, str(event.event_id))
+    waiting = asyncio.create_task(world.runner.process(raw(event.model_dump_json().encode())))
+    await asyncio.sleep(0.05)
+    leases.expire(Stage.CLIP, str(event.event_id))  # its holder stopped renewing it
+    assert await waiting is Outcome.DONE and len(world.emitter.events) == 1
+    assert mine.held == {}

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from schemas.clip import ClipFormat
+from schemas.clip import MAX_MS, ClipFormat
 from schemas.codes import Code
 from services.common.clip_rules import ClipRejected
 from services.submitter.clips.on_demand import (
@@ -80,6 +80,11 @@ _REQUEST_ID_PARAMETER: dict[str, Any] = {
 }
 
 
+# The clip route's name; the cached-clip fast path (http/cached_clips.py) labels its
+# answers with this route.
+ROUTE_NAME = "audio_clip"
+
+
 def build_router(max_duration_ms: int) -> APIRouter:
     """The clip routes, with ``max_duration_ms`` (``clip_max_duration_ms``) documented as
     the longest clip; the clip rules enforce it (422 duration_too_long)."""
@@ -88,6 +93,7 @@ def build_router(max_duration_ms: int) -> APIRouter:
     @router.get(
         # anyid: so an id with an encoded slash or a newline reaches the id rules.
         "/audio_clips/{episode_id:anyid}",
+        name=ROUTE_NAME,
         response_model=ClipOut,
         responses=_CLIP_RESPONSES,
         summary="A clip of an episode: from the cache, or cut now",
@@ -101,6 +107,8 @@ def build_router(max_duration_ms: int) -> APIRouter:
             int,
             Query(
                 ge=0,
+                # As over the topic (clip.requested): a number no episode reaches is invalid.
+                le=MAX_MS,
                 examples=[0],
                 description="Clip start, ms from the episode start; must be before the "
                 "episode's end (422 start_past_end otherwise).",

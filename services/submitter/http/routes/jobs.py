@@ -156,7 +156,11 @@ async def list_jobs(
     )  # fmt: skip
     jobs = []
     for doc in page.jobs:
-        view = await job_view(doc, {}, {}, runtime.media, runtime.settings.job_url_expiry_s)
+        # A stage's own job (clip, merge, audio) has its stage's status, not one of its own:
+        # without its record it would be listed PENDING when long finished.
+        stages = {} if doc.get("status") else (await runtime.jobs.job(doc["_id"]) or {}).get(
+            "stages", {})  # fmt: skip
+        view = await job_view(doc, stages, {}, runtime.media, runtime.settings.job_url_expiry_s)
         jobs.append(_out(view))
     return JobListOut(jobs=jobs, next_cursor=page.next_cursor)
 

@@ -9,6 +9,8 @@ import pytest
 
 from services.common.ffmpeg import FFmpeg
 from services.common.ffmpeg.argv import (
+    INPUT_FORMATS,
+    LOCAL_PROTOCOLS,
     PROTOCOL_WHITELIST,
     build_argv,
     ffprobe_argv,
@@ -45,7 +47,8 @@ def test_globals_and_binary_from_settings() -> None:
         assert argv.count(flag) == 1
     assert all(isinstance(a, str) for a in argv)
     assert argv[-1] == "/out.mp3"
-    assert "-protocol_whitelist" not in argv
+    opts = _input_options(argv, "/in.wav")
+    assert opts[opts.index("-protocol_whitelist") + 1] == LOCAL_PROTOCOLS
 
 
 def test_url_input_gets_protocol_whitelist_as_input_option() -> None:
@@ -58,15 +61,32 @@ def test_url_input_gets_protocol_whitelist_as_input_option() -> None:
     assert URL in argv
 
 
-def test_whitelist_only_for_url_inputs_and_not_duplicated() -> None:
+def test_network_protocols_only_for_url_inputs_and_not_duplicated() -> None:
     local = ffmpeg_lib.input("/data/intro.mp3")
     remote = FFmpeg.input(URL)
     stream = ffmpeg_lib.concat(local, remote, v=0, a=1).output("/tmp/out.mp3")
     argv = FFmpeg().argv(stream)
-    assert argv.count("-protocol_whitelist") == 1
-    assert "-protocol_whitelist" not in _input_options(argv, "/data/intro.mp3")
-    assert "-protocol_whitelist" in _input_options(argv, URL)
+    assert argv.count("-protocol_whitelist") == 2
+    local_opts = _input_options(argv, "/data/intro.mp3")
+    assert local_opts[local_opts.index("-protocol_whitelist") + 1] == LOCAL_PROTOCOLS
+    remote_opts = _input_options(argv, URL)
+    assert remote_opts[remote_opts.index("-protocol_whitelist") + 1] == PROTOCOL_WHITELIST
     assert finish_argv(argv) == argv  # idempotent
+
+
+def test_every_input_may_only_be_read_as_media_we_take() -> None:
+    argv = finish_argv(["ffmpeg", "-i", "/a.mp4", "-f", "concat", "-i", "/list.txt",
+                        "-f", "lavfi", "-i", "sine=d=1", "-f", "mp4", "/out.mp4"])  # fmt: skip
+    ours = ",".join(INPUT_FORMATS)
+    plain, listing, graph = (_input_options(argv, s) for s in ("/a.mp4", "/list.txt", "sine=d=1"))
+    assert plain[plain.index("-format_whitelist") + 1] == ours
+    # A forced demuxer is allowed for that input; what it opens is held to the rest.
+    assert listing[listing.index("-format_whitelist") + 1] == ours + ",concat"
+    assert graph[graph.index("-format_whitelist") + 1] == ours + ",lavfi"
+    # A filter graph opens no protocol of its own.
+    assert "-protocol_whitelist" not in graph
+    assert "hls" not in ours and "concat" not in ours
+    assert finish_argv(argv) == argv
 
 
 def test_http_url_and_uppercase_scheme() -> None:
@@ -102,4 +122,6 @@ def test_ffprobe_argv() -> None:
     assert argv[0] == "ffprobe"
     assert argv[-2:] == ["-i", URL]
     assert argv[argv.index("-protocol_whitelist") + 1] == PROTOCOL_WHITELIST
-    assert "-protocol_whitelist" not in ffprobe_argv("/a.mp3")
+    local = ffprobe_argv("/a.mp3")
+    assert local[local.index("-protocol_whitelist") + 1] == LOCAL_PROTOCOLS
+    assert local[local.index("-format_whitelist") + 1] == ",".join(INPUT_FORMATS)

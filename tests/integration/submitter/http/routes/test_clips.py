@@ -100,6 +100,8 @@ async def test_cache_hit_is_served_without_kafka(settings: Settings, tmp_path: P
             fetched = await plain.get(body["clip_url"])
         assert fetched.status_code == 200 and fetched.content == content
 
+        # Hits are counted in memory and written in batches, off the request path.
+        assert await api.runtime.hit_log.flush() == 1
         counts = await api.runtime.clips.most_requested(timedelta(hours=1), 10)
         assert [(c["episode_id"], c["start_ms"], c["count"]) for c in counts] == [
             ("ep-hit", 1000, 1)

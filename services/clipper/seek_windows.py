@@ -1,0 +1,159 @@
+"""Where in its source a clip's bytes are: the byte window, from the episode's seek index.
+
+An episode registered with a binary index (``Episode.seek_index_key``) costs a clip one
+ranged GET of a block of index records, or nothing when the block is cached: the same
+whatever the episode's length. Blocks never change once written (a new upload is a new
+key), so they are kept in a bounded LRU.
+
+Episodes registered before the binary index have theirs only in MongoDB, one document
+with every entry; it is loaded once and kept, compactly, in an LRU bounded by entries.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+from services.common import seek_index
+from services.common.episodes import Episode, byte_window
+from services.common.errors import PermanentError
+from services.common.obs import metrics
+from services.common.ports import EpisodeRepo
+
+CACHE_NAME = "seek_index"
+# 512 records of 16 bytes: 8 kB, about 8.5 minutes of audio per block.
+BLOCK_RECORDS = 512
+
+
+class RangeReader(Protocol):
+    async def get_range(self, key: str, start: int, end_inclusive: int) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Packet time of the first byte, and the first and last byte (inclusive)."""
+
+    start_ms: float
+    first: int
+    last: int
+
+
+class IndexBlocks:
+    """Blocks of binary index records by (object key, block number), fetched with one
+    ranged GET for every missing block a clip needs, kept in an LRU of ``max_blocks``."""
+
+    def __init__(self, media: RangeReader, *, max_blocks: int = 256) -> None:
+        self._media = media
+        self._blocks: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._max = max_blocks
+        self.gets = 0
+
+    async def records(self, key: str, first: int, last: int) -> bytes:
+        """The records ``first..last`` (fewer if the index ends before ``last``)."""
+        lo, hi = first // BLOCK_RECORDS, last // BLOCK_RECORDS
+        missing = [b for b in range(lo, hi + 1) if (key, b) not in self._blocks]
+        metrics.cache(CACHE_NAME, not missing)
+        if missing:
+            await self._fetch(key, missing[0], missing[-1])
+        parts = []
+        for b in range(lo, hi + 1):
+            block = self._blocks.get((key, b))
+            if block is None:
+                break  # past the index's end
+            self._blocks.move_to_end((key, b))
+            parts.append(block)
+            if len(block) < BLOCK_RECORDS * seek_index.RECORD.size:
+                break
+        data = b"".join(parts)
+        size = seek_index.RECORD.size
+        return data[(first - lo * BLOCK_RECORDS) * size : (last + 1 - lo * BLOCK_RECORDS) * size]
+
+    async def _fetch(self, key: str, lo: int, hi: int) -> None:
+        start, end = seek_index.records_range(lo * BLOCK_RECORDS, (hi + 1) * BLOCK_RECORDS - 1)
+        self.gets += 1
+        data = await self._media.get_range(key, start, end)
+        block_bytes = BLOCK_RECORDS * seek_index.RECORD.size
+        for i, b in enumerate(range(lo, hi + 1)):
+            block = data[i * block_bytes : (i + 1) * block_bytes]
+            if not block:
+                break
+            self._blocks[(key, b)] = block
+            self._blocks.move_to_end((key, b))
+        while len(self._blocks) > self._max:
+            self._blocks.popitem(last=False)
+
+    def clear(self) -> None:
+        self._blocks.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class _Legacy:
+    times_ms: array[float]
+    offsets: array[int]
+    size_bytes: int
+
+
+class SeekWindows:
+    """Byte windows of clips: from the binary index when the episode has one, else from
+    its MongoDB index (loaded once per process); None when it has neither."""
+
+    def __init__(
+        self,
+        media: RangeReader,
+        episodes: EpisodeRepo,
+        *,
+        max_blocks: int = 256,
+        max_legacy_entries: int = 500_000,
+    ) -> None:
+        self.blocks = IndexBlocks(media, max_blocks=max_blocks)
+        self._episodes = episodes
+        self._legacy: OrderedDict[tuple[str, str, str], _Legacy] = OrderedDict()
+        self._legacy_entries = 0
+        self._max_legacy_entries = max_legacy_entries
+
+    async def window(
+        self, episode: Episode, start_ms: float, end_ms: float, preroll_ms: int = 500
+    ) -> Window | None:
+        """The window covering packet times ``[start_ms - preroll_ms, end_ms]``."""
+        if episode.seek_index_key is not None:
+            first, last = seek_index.record_span(start_ms - preroll_ms, end_ms)
+            try:
+                data = await self.blocks.records(episode.seek_index_key, first, last)
+            except PermanentError as exc:
+                # The object is gone or shorter than the episode says: use what MongoDB has.
+                if exc.code not in ("not_found", "invalid_range"):
+                    raise
+            else:
+                times, offsets = seek_index.parse_records(data)
+                if times:
+                    t0, lo, hi = byte_window(
+                        times, offsets, episode.size_bytes, start_ms, end_ms, preroll_ms
+                    )
+                    return Window(t0, lo, hi)
+        legacy = await self._legacy_index(episode)
+        if legacy is None:
+            return None
+        t0, lo, hi = byte_window(
+            legacy.times_ms, legacy.offsets, legacy.size_bytes, start_ms, end_ms, preroll_ms
+        )
+        return Window(t0, lo, hi)
+
+    async def _legacy_index(self, episode: Episode) -> _Legacy | None:
+        key = (episode.tenant_id, episode.episode_id, episode.s3_key)
+        cached = self._legacy.get(key)
+        metrics.cache(CACHE_NAME, cached is not None)
+        if cached is not None:
+            self._legacy.move_to_end(key)
+            return cached
+        index = await self._episodes.seek_index(episode.tenant_id, episode.episode_id)
+        if index is None or not index.times_ms:
+            return None
+        entry = _Legacy(array("d", index.times_ms), array("q", index.offsets), index.size_bytes)
+        self._legacy[key] = entry
+        self._legacy_entries += len(entry.times_ms)
+        while self._legacy_entries > self._max_legacy_entries and len(self._legacy) > 1:
+            _, old = self._legacy.popitem(last=False)
+            self._legacy_entries -= len(old.times_ms)
+        return entry

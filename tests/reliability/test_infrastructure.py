@@ -1,0 +1,99 @@
+"""Kafka, MongoDB and S3 failing under the whole pipeline (submitter, lifecycle, audio agent,
+merger, clipper, each its own process, every server reached through Toxiproxy): each
+server down for 15 s, slow, cut off mid-connection, throttled; the broker restarted.
+
+Jobs submitted before and during a fault pause and then complete, each effect once; no
+process exits; the workers' ``/readyz`` turns red while their server is gone and green
+again after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.reliability.conftest import Rig
+from tests.reliability.support import Stack
+from tests.support.toxiproxy import Proxy
+
+OUTAGE_S = 15
+
+
+async def test_a_calm_pipeline_completes_every_kind_of_job(whole: Stack) -> None:
+    jobs = await whole.submit_mix()
+    await whole.finish(jobs)
+    print({j.kind: round(j.seconds or 0, 1) for j in jobs})
+
+
+async def outage(stack: Stack, rig: Rig, proxy: Proxy, check: str) -> None:
+    """``proxy``'s server down for OUTAGE_S with jobs in flight; every worker's /readyz
+    red on ``check`` during it and all green after."""
+    before = await stack.submit_mix()
+    await asyncio.sleep(1)
+    started = time.monotonic()
+    with rig.toxiproxy.down(proxy):
+        # Submitted during the outage too: refused (5xx) while it lasts, the client's
+        # retries with the same Idempotency-Key get them in once it is over.
+        during_outage = asyncio.create_task(stack.submit_mix())
+        await asyncio.sleep(OUTAGE_S / 2)
+        during = await stack.readiness()
+        left = OUTAGE_S - (time.monotonic() - started)
+        if left > 0:
+            await asyncio.sleep(left)
+    red = {n: (c, checks.get(check)) for n, (c, checks) in during.items()}
+    assert all(code == 503 and str(state).startswith("down") for code, state in red.values()), red
+    await stack.finish(before + await during_outage)
+    after = await stack.readiness()
+    assert all(code == 200 for code, _ in after.values()), after
+
+
+async def test_mongodb_down_for_15_s(whole: Stack, rig: Rig) -> None:
+    await outage(whole, rig, rig.mongo, "mongo")
+
+
+async def test_s3_down_for_15_s(whole: Stack, rig: Rig) -> None:
+    await outage(whole, rig, rig.s3, "s3")
+
+
+async def test_kafka_down_for_15_s(whole: Stack, rig: Rig) -> None:
+    await outage(whole, rig, rig.kafka, "consumer")
+
+
+async def test_slow_links_and_a_throttled_s3(whole: Stack, rig: Rig) -> None:
+    """For 10 s every link is slow (150 ms and 50 ms more each way) and S3 gives 256 KB/s:
+    the jobs under way then take longer, and complete."""
+    tp = rig.toxiproxy
+    for proxy in (rig.kafka, rig.mongo, rig.s3):
+        tp.add(proxy, "latency", latency=150, jitter=50)
+        tp.add(proxy, "latency", stream="upstream", latency=50, jitter=20)
+    tp.add(rig.s3, "bandwidth", rate=256)  # KB/s
+    jobs = await whole.submit_mix()
+    await asyncio.sleep(10)
+    tp.reset()
+    await whole.finish(jobs)
+
+
+async def test_connections_reset_and_silent_servers(whole: Stack, rig: Rig) -> None:
+    """For 10 s every new connection to Kafka, MongoDB and S3 is reset after half a
+    second, then MongoDB and S3 go silent (connections open, nothing comes back) for 10 s."""
+    tp = rig.toxiproxy
+    jobs = await whole.submit_mix()
+    resets = [tp.add(p, "reset_peer", timeout=500) for p in (rig.kafka, rig.mongo, rig.s3)]
+    await asyncio.sleep(10)
+    for proxy, name in zip((rig.kafka, rig.mongo, rig.s3), resets, strict=True):
+        tp.remove(proxy, name)
+    jobs += await whole.submit_mix()
+    silent = [tp.add(p, "timeout", timeout=0) for p in (rig.mongo, rig.s3)]
+    await asyncio.sleep(10)
+    for proxy, name in zip((rig.mongo, rig.s3), silent, strict=True):
+        tp.remove(proxy, name)
+    await whole.finish(jobs)
+
+
+async def test_the_broker_restarts_under_load(whole: Stack, rig: Rig) -> None:
+    jobs = await whole.submit_mix()
+    await asyncio.to_thread(rig.broker.restart)
+    jobs += await whole.submit_mix()
+    await whole.finish(jobs)
+    after = await whole.readiness()
+    assert all(code == 200 for code, _ in after.values()), after
