@@ -3,8 +3,9 @@ holds it until a time it keeps pushing forward, so two workers never handle one 
 once (a rebalance can give a second worker an event the first is still working on).
 
 A lease whose holder stopped renewing it (killed, or cut off) is free once its time has
-passed; one held by an earlier run of the same worker (the same ``WORKER_ID``, restarted)
-is free at once, as Kafka's static membership guarantees that run is gone.
+passed. One whose holder is known to be gone is free at once: an earlier run of the same
+worker (the same ``WORKER_ID``, restarted: Kafka's static membership fences that run), or a
+process of this host that no longer runs (a restarted container keeps its hostname).
 """
 
 from __future__ import annotations
@@ -25,17 +26,33 @@ TTL_S = 30.0
 
 class MongoLeases:
     def __init__(
-        self, db: AsyncDatabase[Doc], *, worker_id: str | None, ttl_s: float = TTL_S
-    ) -> None:
+        self, db: AsyncDatabase[Doc], *, worker_id: str | None, ttl_s: float = TTL_S,
+        host: str | None = None, pid: int | None = None,
+    ) -> None:  # fmt: skip
+        """``host`` and ``pid`` say who this process is (by default, the truth)."""
         self._col = db[COLLECTION]
         self.ttl_s = ttl_s
         self._worker = worker_id
+        self._host = host if host is not None else socket.gethostname()
+        self._pid = pid if pid is not None else os.getpid()
         # This very process: a restarted worker is another holder with the same worker id.
-        self.owner = f"{worker_id or socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = f"{worker_id or self._host}:{self._pid}:{uuid.uuid4().hex[:8]}"
 
     def _mine(self) -> Doc:
         until = datetime.now(UTC) + timedelta(seconds=self.ttl_s)
-        return {"owner": self.owner, "worker": self._worker, "until": until}
+        return {"owner": self.owner, "worker": self._worker, "host": self._host,
+                "pid": self._pid, "until": until}  # fmt: skip
+
+    def _gone(self, held: Doc) -> bool:
+        """Whether the holder of ``held`` is known not to run any more."""
+        if held["until"] <= datetime.now(UTC):
+            return True
+        if self._worker is not None and held.get("worker") == self._worker:
+            return True
+        if held.get("host") != self._host or not isinstance(held.get("pid"), int):
+            return False
+        # Our own pid under another owner is an earlier run (a container's pid 1 again).
+        return bool(held["pid"] == self._pid or not _running(held["pid"]))
 
     async def claim(self, stage: str, event_id: str) -> bool:
         """True when this process holds the event's lease now; False while someone else
@@ -51,9 +68,7 @@ class MongoLeases:
             return False
         if held["owner"] == self.owner:
             return True
-        expired = held["until"] <= datetime.now(UTC)
-        restarted = self._worker is not None and held.get("worker") == self._worker
-        if not (expired or restarted):
+        if not self._gone(held):
             return False
         taken = await self._col.update_one({"_id": key, "owner": held["owner"]},
                                            {"$set": self._mine()})  # fmt: skip
@@ -67,3 +82,13 @@ class MongoLeases:
 
     async def release(self, stage: str, event_id: str) -> None:
         await self._col.delete_one({"_id": f"{stage}:{event_id}", "owner": self.owner})
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

@@ -68,6 +68,9 @@ async def test_probe_cover_art_is_not_video(tmp_path: Path, make_sine_mp3: MakeS
             "ffmpeg",
             "-i",
             str(mp3),
+            # Images are outside the input whitelist unless forced, as here.
+            "-f",
+            "png_pipe",
             "-i",
             str(cover),
             "-map",
