@@ -11,7 +11,6 @@ what the deploy tests call: a failed build raises ``stack.StackError`` with go's
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,33 +24,7 @@ MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
 
 
 def kustomize_bin() -> Path:
-    home = stack.CACHE_DIR / f"kustomize-{KUSTOMIZE_VERSION}"
-    out = home / "kustomize"
-    if out.exists():
-        return out
-    go = stack.require("go", "install Go 1.22+ (apt-get install -y golang)")
-    stack.log(f"building kustomize {KUSTOMIZE_VERSION} through the Go module proxy")
-    # Into a fresh folder, then renamed: a build cut short leaves no half binary behind,
-    # and two builds at once cannot mix.
-    home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = home.parent / f"kustomize-{KUSTOMIZE_VERSION}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        stack.run(
-            [go, "install", f"{MODULE}@{KUSTOMIZE_VERSION}"],
-            env_extra={**stack.go_env(), "GOBIN": str(tmp)},
-        )
-        if not (tmp / "kustomize").exists():
-            raise stack.StackError(f"go install {MODULE}@{KUSTOMIZE_VERSION} made no binary")
-        try:
-            tmp.rename(home)
-        except OSError:
-            if not out.exists():  # not another build's finished result: a real failure
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return stack.go_tool("kustomize", MODULE, KUSTOMIZE_VERSION)
 
 
 def build(path: Path | str) -> str:

@@ -15,7 +15,6 @@ start at once. ``promtool_bin()`` is what the deploy tests call: a failed build 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,33 +29,7 @@ MODULE = "github.com/prometheus/prometheus/cmd/promtool"
 
 
 def promtool_bin() -> Path:
-    home = stack.CACHE_DIR / f"promtool-{PROMTOOL_VERSION}"
-    out = home / "promtool"
-    if out.exists():
-        return out
-    go = stack.require("go", "install Go 1.22+ (apt-get install -y golang)")
-    stack.log(f"building promtool {PROMTOOL_VERSION} through the Go module proxy")
-    # Into a fresh folder, then renamed: a build cut short leaves no half binary behind,
-    # and two builds at once cannot mix.
-    home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = home.parent / f"promtool-{PROMTOOL_VERSION}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        stack.run(
-            [go, "install", f"{MODULE}@{PROMTOOL_VERSION}"],
-            env_extra={**stack.go_env(), "GOBIN": str(tmp)},
-        )
-        if not (tmp / "promtool").exists():
-            raise stack.StackError(f"go install {MODULE}@{PROMTOOL_VERSION} made no binary")
-        try:
-            tmp.rename(home)
-        except OSError:
-            if not out.exists():  # not another build's finished result: a real failure
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return stack.go_tool("promtool", MODULE, PROMTOOL_VERSION)
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:

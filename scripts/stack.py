@@ -143,6 +143,38 @@ def go_env() -> dict[str, str]:
     return {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
 
 
+def go_tool(name: str, module: str, version: str, *, built_as: str | None = None) -> Path:
+    """``go install MODULE@VERSION`` once into ``$TAPEDECK_CACHE/NAME-VERSION/NAME`` (tools
+    the tests and scripts need: kustomize, promtool, toxiproxy); its path. ``built_as`` is
+    the binary's name when the module's command is called otherwise."""
+    home = CACHE_DIR / f"{name}-{version}"
+    out = home / name
+    if out.exists():
+        return out
+    go = require("go", "install Go 1.22+ (apt-get install -y golang)")
+    log(f"building {name} {version} through the Go module proxy")
+    # Into a fresh folder, then renamed: a build cut short leaves no half binary behind,
+    # and two builds at once cannot mix.
+    home.parent.mkdir(parents=True, exist_ok=True)
+    tmp = home.parent / f"{name}-{version}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        run([go, "install", f"{module}@{version}"], env_extra={**go_env(), "GOBIN": str(tmp)})
+        built = tmp / (built_as or name)
+        if not built.exists():
+            raise StackError(f"go install {module}@{version} made no binary")
+        built.rename(tmp / name)
+        try:
+            tmp.rename(home)
+        except OSError:
+            if not out.exists():  # not another build's finished result: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def ferretdb_bin() -> Path:
     out = CACHE_DIR / f"ferretdb-{FERRETDB_VERSION}" / "ferretdb"
     if out.exists():

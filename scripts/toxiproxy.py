@@ -15,7 +15,6 @@ put it between the services and Kafka, MongoDB and S3.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,35 +27,7 @@ MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 
 
 def toxiproxy_bin() -> Path:
-    home = stack.CACHE_DIR / f"toxiproxy-{TOXIPROXY_VERSION}"
-    out = home / "toxiproxy-server"
-    if out.exists():
-        return out
-    go = stack.require("go", "install Go 1.22+ (apt-get install -y golang)")
-    stack.log(f"building toxiproxy {TOXIPROXY_VERSION} through the Go module proxy")
-    # Into a fresh folder, then renamed: a build cut short leaves no half binary behind,
-    # and two builds at once cannot mix.
-    home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = home.parent / f"toxiproxy-{TOXIPROXY_VERSION}.tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        stack.run(
-            [go, "install", f"{MODULE}@{TOXIPROXY_VERSION}"],
-            env_extra={**stack.go_env(), "GOBIN": str(tmp)},
-        )
-        # The module's command is called "server"; the name says what it is instead.
-        if not (tmp / "server").exists():
-            raise stack.StackError(f"go install {MODULE}@{TOXIPROXY_VERSION} made no binary")
-        (tmp / "server").rename(tmp / "toxiproxy-server")
-        try:
-            tmp.rename(home)
-        except OSError:
-            if not out.exists():  # not another build's finished result: a real failure
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return stack.go_tool("toxiproxy-server", MODULE, TOXIPROXY_VERSION, built_as="server")
 
 
 def main(argv: list[str]) -> int:
