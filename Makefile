@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv up down status run stop test test-unit lint bench schemas mutate
+.PHONY: venv up down status run stop test test-unit lint bench schemas mutate soak
 
 venv:
 	@scripts/bootstrap
@@ -26,6 +26,12 @@ stop:
 test: up
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The long soak: at least 300 mixed jobs over 10 minutes under faults injected at random
+# (TAPEDECK_SOAK_SEED picks the seed); prints its figures, also kept in
+# test-artifacts/soak/long.json. A short soak runs in `make test`.
+soak: up
+	TAPEDECK_SOAK=1 $(PY) -m pytest tests/reliability/test_soak.py -s $(PYTEST_ARGS)
+
 test-unit: venv
 	$(PY) -m pytest -m "unit or agent" $(PYTEST_ARGS)
 
@@ -33,7 +39,7 @@ lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy schemas services tests
-	.venv/bin/mypy scripts/services.py scripts/demo.py scripts/production_demo.py scripts/kustomize.py scripts/gen_k8s_topics.py scripts/promtool.py scripts/gen_monitoring.py
+	.venv/bin/mypy scripts/services.py scripts/demo.py scripts/production_demo.py scripts/kustomize.py scripts/gen_k8s_topics.py scripts/promtool.py scripts/gen_monitoring.py scripts/toxiproxy.py
 
 schemas: venv
 	$(PY) -m schemas.export

@@ -19,7 +19,7 @@ from services.audio_agent.handler import (
     audio_failed,
     audio_record,
 )
-from services.audio_agent.providers.local import LocalProvider
+from services.audio_agent.providers.local import VOICE_WORKDIR_PREFIX, LocalProvider
 from services.audio_agent.providers.registry import build_providers
 from services.audio_agent.settings import AudioAgentSettings
 from services.audio_agent.tiers import TierMap
@@ -38,7 +38,8 @@ async def audio_runner(settings: AudioAgentSettings) -> AsyncIterator[StageRunne
     """Every adapter the stage needs, opened once; whatever opened is closed on the way
     out, also when a later one fails to open."""
     tiers = TierMap.parse(settings.audio_tier_map)  # a bad map stops the start, clearly
-    await asyncio.to_thread(remove_stale_workdirs, WORKDIR_PREFIX)
+    for prefix in (WORKDIR_PREFIX, VOICE_WORKDIR_PREFIX):
+        await asyncio.to_thread(remove_stale_workdirs, prefix)
     async with AsyncExitStack() as stack:
         kit = await open_stage_adapters(stack, settings, CLIENT_ID)
         cache = MongoGenerationCache(kit.db)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -17,6 +18,8 @@ import faust
 
 from schemas import Topic
 from services.common.codec import RawMessage
+from services.common.faust_commit import App as CommitSafeApp
+from services.common.ffmpeg import runner
 from services.common.obs.logs import configure_logging, secrets_of
 from services.common.obs.worker import install as install_health
 from services.common.obs.worker import progress_of
@@ -61,7 +64,7 @@ def create_app(
     }
     conf.update(overrides)
     os.makedirs(conf["datadir"], exist_ok=True)
-    app = faust.App(app_id, **conf)
+    app = CommitSafeApp(app_id, **conf)
     # Faust's consumer group is the app id: readiness reads that group's committed offsets.
     install_health(app, settings, app_id)
     return app
@@ -124,6 +127,30 @@ def bind_stage(
     )
 
 
+class _BoundedWorker(faust.Worker):
+    """Faust's worker with a bound on how long it may take to stop. Stopping commits the
+    offsets of the events handled and flushes the producer, which wait on Kafka: with the
+    broker out of reach a SIGTERM'd worker was seen retrying for half an hour. Past the
+    bound the process exits at once; what it had not committed goes to the partition's
+    next owner as after any crash."""
+
+    shutdown_timeout_s = 30.0
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if not self._signal_stop_time:
+            bound = threading.Timer(self.shutdown_timeout_s, self._give_up)
+            bound.daemon = True  # does not hold up a worker that stopped in time
+            bound.start()
+        super()._schedule_shutdown(signal)
+
+    def _give_up(self) -> None:
+        log.error("not stopped %.0f s after the signal: exiting now", self.shutdown_timeout_s)
+        # os._exit unwinds nothing: ffmpeg children and scratch dirs still open go first.
+        runner.abandon()
+        logging.shutdown()
+        os._exit(1)
+
+
 def run_worker(
     app: faust.App, settings: Settings, prepare: Callable[[], Coroutine[Any, Any, object]]
 ) -> None:
@@ -136,9 +163,10 @@ def run_worker(
     # asyncio.run closed its loop; Faust's worker takes the current one.
     asyncio.set_event_loop(asyncio.new_event_loop())
     # override_logging off: Faust would replace the handler above with its own.
-    worker = faust.Worker(
+    worker = _BoundedWorker(
         app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False
     )
+    worker.shutdown_timeout_s = settings.shutdown_timeout_s
     # Its start-up spinner writes terminal codes to stdout (Faust drops it only when it
     # sets up logging itself): they would corrupt the log stream.
     worker.spinner = None

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # How long the broker waits for a silent worker before its partitions move to another:
     # what a worker killed for good (no restart under its WORKER_ID) costs its partitions.
     kafka_session_timeout_s: float = Field(10.0, alias="KAFKA_SESSION_TIMEOUT_S", ge=6, le=300)
+    # How long a worker may take to stop once told to (SIGTERM): events in hand are handed
+    # back at once, but the last offset commit waits on Kafka, for ever when it is away;
+    # past this the process exits regardless. Keep it under the pod's grace period.
+    shutdown_timeout_s: float = Field(30.0, alias="SHUTDOWN_TIMEOUT_S", gt=0)
 
     # Clips: shared by the clipper and the submitter's cache-hit path so both agree.
     clip_max_duration_ms: int = Field(10 * 60 * 1000, alias="CLIP_MAX_DURATION_MS", ge=1)

@@ -113,7 +113,7 @@ class Runtime:
                            allow_private_callbacks=s.webhook_allow_private)  # fmt: skip
 
     def stage_job_ports(self) -> StageJobPorts:
-        return StageJobPorts(jobs=self.jobs, emitter=self.emitter)
+        return StageJobPorts(jobs=self.jobs, emitter=self.emitter, guard=self.guard)
 
     def media_ports(self) -> MediaPorts:
         ffmpeg = self.ffmpeg

@@ -11,6 +11,7 @@ tests/e2e/test_clipper_crash.py.)
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,35 @@ async def test_the_lifecycle_killed_mid_job(whole: Stack) -> None:
     pipeline.kill(lifecycle)
     pipeline.restart(lifecycle)
     await whole.finish([job])
+
+
+def plant(stale: Path) -> Path:
+    stale.mkdir()
+    (stale / "part.wav").write_bytes(b"RIFF")
+    return stale
+
+
+async def test_a_restarted_worker_clears_what_its_killed_run_left_in_tmp(whole: Stack) -> None:
+    """Scratch dirs of a run killed mid-work (named ``tapedeck-<what>-<pid>-...``), one per
+    kind of work each stage does, are gone once the worker is back."""
+    pipeline = whole.pipeline
+    proc = await asyncio.create_subprocess_exec("true")
+    await proc.wait()
+    dead = proc.pid  # a pid no process has any more
+    left = {
+        "clipper": ["tapedeck-clip-"],
+        "merger": ["tapedeck-merge-"],
+        "audio_agent": ["tapedeck-audio-", "tapedeck-voice-"],
+    }
+    planted = []
+    for module, prefixes in left.items():
+        worker = whole.worker(module)
+        planted += [plant(pipeline.tmpdir / f"{prefix}{dead}-x1y2z3") for prefix in prefixes]
+        pipeline.kill(worker)
+        pipeline.restart(worker)
+    await pipeline.ready()
+
+    def cleared() -> bool:
+        return not [p for p in planted if p.exists()]
+
+    await until(cleared, 30, "the restarted workers clear the stale scratch dirs")

@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+from tests.reliability.conftest import Rig
 from tests.reliability.support import Stack, long_merge, upload_long_videos
 from tests.support.contract.fal import FalContract
 from tests.support.pipeline import Worker, until
@@ -80,3 +81,26 @@ async def test_every_service_stopped_while_busy_leaves_nothing_behind(whole: Sta
         pipeline.restart(worker)
     await pipeline.ready()
     await whole.finish(jobs)
+
+
+async def test_a_worker_stopped_while_kafka_is_away_still_exits(whole: Stack, rig: Rig) -> None:
+    """Stopping commits offsets, which waits on Kafka; with the broker out of reach a
+    worker would retry for ever. It exits once SHUTDOWN_TIMEOUT_S has passed."""
+    pipeline = whole.pipeline
+    clipper = whole.worker("clipper")
+    pipeline.terminate(clipper)
+    clipper = pipeline.start(clipper.module, clipper.name, SHUTDOWN_TIMEOUT_S="5")
+    await pipeline.ready(clipper)
+    # Something handled just before, so there is an offset to commit on the way out.
+    job = await whole.workload.submit("clip")
+    await whole.finish([job])
+    with rig.toxiproxy.down(rig.kafka):
+        started = time.monotonic()
+        code = pipeline.terminate(clipper, timeout_s=GRACE_S)
+        took = time.monotonic() - started
+    print(f"clipper stopped {took:.1f} s after SIGTERM with Kafka away (exit {code})")
+    assert took <= 5 + 10, took
+    clipper = pipeline.restart(clipper)
+    await pipeline.ready(clipper)
+    after = await whole.workload.submit("clip")
+    await whole.finish([after])

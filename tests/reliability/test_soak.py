@@ -54,7 +54,7 @@ class Plan:
 
 
 LONG = Plan(seconds=600, jobs=320, pause_s=(3, 8), settle_s=300)
-SHORT = Plan(seconds=50, jobs=36, pause_s=(1, 3), settle_s=180)
+SHORT = Plan(seconds=25, jobs=20, pause_s=(1, 3), settle_s=180)
 
 
 @dataclass
@@ -186,7 +186,7 @@ class Injector:
         while time.monotonic() < until:
             await asyncio.sleep(self.rng.uniform(*self.plan.pause_s))
             what = await self.rng.choice(faults)()
-            self.counts[what.split(" ", 1)[0] if what.startswith("kill") else what] += 1
+            self.counts[what] += 1
         self.rig.toxiproxy.reset()
         self.contract.faults.clear()
 

@@ -24,10 +24,12 @@ import socket
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tests.support.pipeline import die_with_parent
 from tests.support.scripts import load_script
 from tests.support.services import free_port
 
@@ -106,7 +108,7 @@ class PrivateBroker:
             self._proc = subprocess.Popen([*self._java(), "kafka.Kafka", str(props)],
                                           stdout=out, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True,
-                                          cwd=self.home)  # fmt: skip
+                                          cwd=self.home, preexec_fn=die_with_parent)  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while True:
             if self._proc.poll() is not None:
@@ -131,10 +133,12 @@ class PrivateBroker:
             finally:
                 await admin.close()
 
-        try:
-            asyncio.run(asyncio.wait_for(probe(), 5))
-        except Exception:
-            return False
+        # A loop of its own, in a thread of its own: callers may be inside a running loop.
+        with ThreadPoolExecutor(1) as pool:
+            try:
+                pool.submit(asyncio.run, asyncio.wait_for(probe(), 5)).result()
+            except Exception:
+                return False
         return True
 
     def stop(self, timeout_s: float = 30) -> None:

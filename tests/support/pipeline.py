@@ -9,6 +9,7 @@ was reparented, and :meth:`Pipeline.temp_files` whatever it left on disk.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import subprocess
@@ -25,6 +26,15 @@ from services.common.settings import Settings
 from tests.support.services import ROOT, free_port, settings_env
 
 # The environment variable that names each worker's health port, and its module.
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """For ``Popen(preexec_fn=...)``: the child gets SIGKILL when the test process dies, so
+    a test run killed outright leaves no service, broker or proxy running behind it."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+
+
 WEB_PORT = {
     "services.clipper": "CLIPPER_WEB_PORT",
     "services.audio_agent": "AUDIO_WEB_PORT",
@@ -95,7 +105,8 @@ class Pipeline:
         with log.open("ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
                                     stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)  # fmt: skip
+                                    stdin=subprocess.DEVNULL,
+                                    preexec_fn=die_with_parent)  # fmt: skip
         worker = Worker(name, module, port, log, extra, proc)
         self.workers[name] = worker
         self._stopped.discard(name)
@@ -159,8 +170,9 @@ class Pipeline:
             return 0, {}
 
     async def ready(self, *workers: Worker, timeout_s: float = 90) -> None:
-        """Until every worker's ``/readyz`` answers 200."""
-        pending = list(workers or self.workers.values())
+        """Until every worker's ``/readyz`` answers 200 (by default, every worker not
+        stopped on purpose)."""
+        pending = list(workers) or [w for w in self.workers.values() if w.name not in self._stopped]
         deadline = time.monotonic() + timeout_s
         while pending:
             for w in list(pending):

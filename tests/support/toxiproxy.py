@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.pipeline import die_with_parent
 from tests.support.scripts import load_script
 from tests.support.services import free_port
 
@@ -114,7 +115,7 @@ def toxiproxy_server(log: Path) -> Iterator[Toxiproxy]:
     with log.open("ab") as out:
         proc = subprocess.Popen([str(binary), "-host", "127.0.0.1", "-port", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)  # fmt: skip
+                                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)  # fmt: skip
     client = Toxiproxy(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 20

@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,16 @@ class Job:
 
     @property
     def seconds(self) -> float | None:
-        return None if self.finished is None else self.finished - self.submitted
+        """From its acceptance to its last record, by the server's clock (seen from here,
+        the end would be when it was last looked at)."""
+        if self.status is None:
+            return None
+        times = [self.doc.get("updated_at"), *(s.get("updated_at") for s in self.doc["stages"])]
+        ends = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times if t]
+        created = self.doc.get("created_at")
+        if not ends or not created:
+            return None
+        return (max(ends) - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds()
 
     @property
     def reason(self) -> str | None:

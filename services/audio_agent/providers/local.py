@@ -48,6 +48,9 @@ from services.common.errors import PermanentError
 from services.common.ffmpeg import FFmpeg, FFmpegError, FFmpegTimeout, media_path, runner
 from services.common.obs import metrics
 
+# Scratch space of one voice synthesis; one a killed agent left is removed at the next start.
+VOICE_WORKDIR_PREFIX: Final = "tapedeck-voice-"
+
 __all__ = [
     "MAX_DURATION_S",
     "NAME",
@@ -765,7 +768,7 @@ class LocalProvider:
 
     async def _voiceover(self, request: GenerationRequest, dest: Path, deadline: float) -> None:
         plan = plan_voice(request)
-        async with self.ffmpeg.temp_workdir("tapedeck-voice-") as work:
+        async with self.ffmpeg.temp_workdir(VOICE_WORKDIR_PREFIX) as work:
             script, speech = work / "script.txt", work / "speech.wav"
             await asyncio.to_thread(script.write_text, request.text or "", "utf-8")
             argv = [

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from services.common.errors import PermanentError, TransientError
 from services.common.obs import metrics
@@ -48,6 +48,7 @@ __all__ = [
     "LineStream",
     "NotMediaError",
     "ResourceLimits",
+    "abandon",
     "exited",
     "ffmpeg_unavailable",
     "network_failure",
@@ -126,9 +127,18 @@ _NETWORK_FAILURE: Final = re.compile(
 )
 
 
+# A server that closed the connection before it answered: the URL's own line says "End of
+# file" and no demuxer spoke first. A file cut short fails inside its demuxer, which says
+# so on a line of its own ("[mov,mp4,... @ 0x...] error reading header") before that one.
+_URL_EOF: Final = re.compile(r"^\S+://\S*: End of file$", re.MULTILINE)
+_COMPONENT_LINE: Final = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\]", re.MULTILINE)
+
+
 def network_failure(stderr: str) -> bool:
     """Whether a failed run's stderr says its URL could not be read or written."""
-    return _NETWORK_FAILURE.search(stderr) is not None
+    if _NETWORK_FAILURE.search(stderr) is not None:
+        return True
+    return _URL_EOF.search(stderr) is not None and _COMPONENT_LINE.search(stderr) is None
 
 
 def exited(argv: Sequence[str], done: FFmpegResult) -> FFmpegError | FFmpegNetworkError:
@@ -226,11 +236,37 @@ def _check(argv: Sequence[str], timeout_s: float) -> None:
         raise ValueError("timeout_s must be > 0")
 
 
+_T = TypeVar("_T")
+
+# What this process has running and on disk right now, for :func:`abandon`.
+_LIVE_GROUPS: set[int] = set()
+_LIVE_WORKDIRS: set[Path] = set()
+
+
+def abandon() -> None:
+    """Kill every child still running and delete every scratch dir still open, at once and
+    without the event loop: for a process about to exit without unwinding (a worker whose
+    graceful stop ran out of time), so neither outlives it."""
+    # Called from another thread than the loop's, which may change the sets meanwhile.
+    for group in _snapshot(_LIVE_GROUPS):
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    for path in _snapshot(_LIVE_WORKDIRS):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _snapshot(items: set[_T]) -> list[_T]:
+    for _ in range(10):
+        with contextlib.suppress(RuntimeError):  # changed size during iteration
+            return list(items)
+    return []
+
+
 async def _spawn(
     argv: Sequence[str], *, capture_stdout: bool, timeout_s: float, limits: ResourceLimits
 ) -> asyncio.subprocess.Process:
     try:
-        return await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if capture_stdout else asyncio.subprocess.DEVNULL,
@@ -240,6 +276,14 @@ async def _spawn(
         )
     except (FileNotFoundError, PermissionError) as exc:
         raise ffmpeg_unavailable(argv[0], exc) from exc
+    _LIVE_GROUPS.add(proc.pid)
+    return proc
+
+
+def _forget(proc: asyncio.subprocess.Process) -> None:
+    # Once reaped its pid (its group's id) may be reused: no longer ours to kill.
+    if proc.returncode is not None:
+        _LIVE_GROUPS.discard(proc.pid)
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
@@ -317,6 +361,8 @@ async def run(
         stdout_task.cancel()
         stderr_task.cancel()
         raise
+    finally:
+        _forget(proc)
     _observe(argv, "ok" if returncode == 0 else "error", started)
     return FFmpegResult(
         argv=tuple(argv),
@@ -372,6 +418,8 @@ async def stream_lines(
         await asyncio.shield(_kill(proc))
         stderr_task.cancel()
         raise
+    finally:
+        _forget(proc)
     _observe(argv, "ok" if returncode == 0 else "error", started)
     lines.result = FFmpegResult(
         argv=tuple(argv),
@@ -397,11 +445,13 @@ async def temp_workdir(
     """
     made = await asyncio.to_thread(tempfile.mkdtemp, prefix=f"{prefix}{os.getpid()}-", dir=dir)
     path = Path(made)
+    _LIVE_WORKDIRS.add(path)
     try:
         yield path
     finally:
         # Shielded: a second cancellation must not leave the directory behind.
         await asyncio.shield(asyncio.to_thread(shutil.rmtree, path, True))
+        _LIVE_WORKDIRS.discard(path)
 
 
 def _alive(pid: int) -> bool:

@@ -17,6 +17,7 @@ from services.common.job_store import StageStatus
 from services.common.obs import trace
 from services.common.obs.logs import annotate
 from services.common.ports import Emitter, JobRepo
+from services.submitter.jobs.guard import JobGuard, body_hash
 from services.submitter.jobs.intake import EMIT_TIMEOUT_S, new_job_id
 from services.submitter.requests import SubmitFailed
 
@@ -27,6 +28,8 @@ StageSpec = AudioJobSpec | ClipJobSpec | MergeJobSpec
 class StageJobPorts:
     jobs: JobRepo
     emitter: Emitter
+    # Idempotency-Key bookkeeping (the production intake's); None: keys are not honoured.
+    guard: JobGuard | None = None
 
 
 def stage_event(job_id: str, tenant_id: str, spec: StageSpec) -> tuple[str, Event]:
@@ -39,8 +42,22 @@ def stage_event(job_id: str, tenant_id: str, spec: StageSpec) -> tuple[str, Even
     return Stage.CLIP, ClipRequested(request_id=job_id, **common, **spec.payload())
 
 
-async def submit_stage_job(ports: StageJobPorts, tenant_id: str, spec: StageSpec) -> str:
+async def submit_stage_job(
+    ports: StageJobPorts, tenant_id: str, spec: StageSpec, idempotency_key: str | None = None
+) -> str:
+    """The new job's id; with an ``idempotency_key`` seen in the last 24 h (same body),
+    the job that submission made: a retried request is not run twice."""
+    keyed = ports.guard if idempotency_key is not None else None
+    digest = body_hash(spec.model_dump(mode="json"))
+    if keyed is not None and idempotency_key is not None:
+        earlier = await keyed.remembered(tenant_id, idempotency_key, digest)
+        if earlier is not None:
+            return earlier
     job_id = new_job_id()
+    if keyed is not None and idempotency_key is not None:
+        winner = await keyed.remember(tenant_id, idempotency_key, digest, job_id)
+        if winner != job_id:
+            return winner  # a concurrent retry got there first
     annotate(job_id=job_id)
     stage, event = stage_event(job_id, tenant_id, spec)
     await ports.jobs.create_job(job_id, tenant_id, spec.job_kind,
@@ -55,5 +72,7 @@ async def submit_stage_job(ports: StageJobPorts, tenant_id: str, spec: StageSpec
     except Exception as exc:
         await ports.jobs.transition(job_id, stage, StageStatus.FAILED,
                                     {"error": "the job could not be queued"})  # fmt: skip
+        if keyed is not None and idempotency_key is not None:
+            await keyed.forget(tenant_id, idempotency_key, job_id)  # the retry makes a new one
         raise SubmitFailed(job_id, f"emit failed: {type(exc).__name__}") from exc
     return job_id

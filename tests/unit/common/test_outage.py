@@ -66,6 +66,15 @@ def test_the_events_own_failures(exc: Exception) -> None:
         ("Stream ends prematurely at 1024, should be 4096", True),
         ("Server returned 404 Not Found", False),
         ("in.mp4: Invalid data found when processing input", False),
+        # What ffprobe said when S3 (behind a proxy) closed the connection unanswered, and
+        # when the object itself was a cut-off MP4: only the demuxer's line tells them apart.
+        ("http://s3:7070/b/scene0.mp4?X-Amz-Signature=ab: End of file", True),
+        (
+            "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55f84e156180] error reading header\n"
+            "http://s3:7070/b/cut.mp4?X-Amz-Signature=ab: End of file",
+            False,
+        ),
+        ("in.mp4: End of file", False),
     ],
 )
 def test_a_failed_run_says_whether_storage_or_the_media_failed(stderr: str, network: bool) -> None:

@@ -131,7 +131,7 @@ async def submit_job(
         submitted = await runtime.intake(tenant, spec, idempotency_key)
         job_id = submitted.job_id
     else:
-        job_id = await submit_stage_job(runtime.stage_job_ports(), tenant, spec)
+        job_id = await submit_stage_job(runtime.stage_job_ports(), tenant, spec, idempotency_key)
     doc = await runtime.control.get(tenant, job_id)
     url = f"/v1/jobs/{job_id}"
     body = JobAcceptedOut(job_id=job_id, status=doc.get("status") or "PENDING", status_url=url)

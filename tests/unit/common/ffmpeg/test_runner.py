@@ -157,6 +157,23 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
             os.kill(grandchild, signal.SIGKILL)
 
 
+async def test_abandon_kills_what_runs_and_deletes_what_is_open(tmp_path: Path) -> None:
+    """What a worker calls before exiting without unwinding (its stop ran out of time)."""
+    pidfile = tmp_path / "child.pid"
+    script = _script(tmp_path, 'echo $$ > "$1"\nexec sleep 30\n')
+    async with temp_workdir("tapedeck-test-", dir=tmp_path) as work:
+        (work / "part.wav").write_bytes(b"RIFF")
+        task = asyncio.create_task(runner.run([str(script), str(pidfile)], timeout_s=60))
+        child = await _read_pid(pidfile)
+        runner.abandon()  # as from another thread: no awaiting
+        assert not work.exists()
+        assert await _eventually_gone(child)
+        done = await asyncio.wait_for(task, 10)
+        assert done.returncode == -signal.SIGKILL
+    # Reaped, so forgotten: a later abandon cannot hit a reused pid.
+    assert child not in runner._LIVE_GROUPS
+
+
 PARENT = """
 import asyncio, sys
 from services.common.ffmpeg import runner
