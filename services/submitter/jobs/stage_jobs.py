@@ -47,15 +47,16 @@ async def submit_stage_job(
 ) -> str:
     """The new job's id; with an ``idempotency_key`` seen in the last 24 h (same body),
     the job that submission made: a retried request is not run twice."""
-    keyed = ports.guard if idempotency_key is not None else None
-    digest = body_hash(spec.model_dump(mode="json"))
-    if keyed is not None and idempotency_key is not None:
-        earlier = await keyed.remembered(tenant_id, idempotency_key, digest)
+    guard = ports.guard if idempotency_key is not None else None
+    digest = ""
+    if guard is not None and idempotency_key is not None:
+        digest = body_hash(spec.model_dump(mode="json"))
+        earlier = await guard.remembered(tenant_id, idempotency_key, digest)
         if earlier is not None:
             return earlier
     job_id = new_job_id()
-    if keyed is not None and idempotency_key is not None:
-        winner = await keyed.remember(tenant_id, idempotency_key, digest, job_id)
+    if guard is not None and idempotency_key is not None:
+        winner = await guard.remember(tenant_id, idempotency_key, digest, job_id)
         if winner != job_id:
             return winner  # a concurrent retry got there first
     annotate(job_id=job_id)
@@ -72,7 +73,7 @@ async def submit_stage_job(
     except Exception as exc:
         await ports.jobs.transition(job_id, stage, StageStatus.FAILED,
                                     {"error": "the job could not be queued"})  # fmt: skip
-        if keyed is not None and idempotency_key is not None:
-            await keyed.forget(tenant_id, idempotency_key, job_id)  # the retry makes a new one
+        if guard is not None and idempotency_key is not None:
+            await guard.forget(tenant_id, idempotency_key, job_id)  # the retry makes a new one
         raise SubmitFailed(job_id, f"emit failed: {type(exc).__name__}") from exc
     return job_id
