@@ -311,7 +311,7 @@ def kafka_prepare() -> None:
         "logger.org.name = org.apache.kafka\nlogger.org.level = WARN\n"
     )
     if not (d / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         run(
             [
                 *kafka_java(),
@@ -324,6 +324,15 @@ def kafka_prepare() -> None:
                 str(props),
             ]
         )
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id (16 random bytes, URL-safe base64). One starting with "-" would be
+    read by the storage tool as an option, so, like Kafka's own generator, skip those."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def kafka_java() -> list[str]:

@@ -26,7 +26,8 @@ def readable_envelope(msg: RawMessage, model: type[Event], id_field: str) -> Env
     tenant are plain ids; None otherwise (then only the dead letter tells)."""
     try:
         body: Any = json.loads(msg.value or b"")
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nested deeper than the parser goes; unreadable all the same.
         return None
     if (
         not isinstance(body, dict)

@@ -117,7 +117,10 @@ class StageRunner:
         metrics.EVENTS_CONSUMED.labels(self.stage, msg.topic).inc()
         # Everything logged or emitted for this record continues the trace it came with.
         with trace.use(trace.start(msg.header(trace.TRACEPARENT))), bind(stage=self.stage):
-            outcome = await self._process(msg)
+            try:
+                outcome = await self._process(msg)
+            except Exception as exc:
+                outcome = await self._give_up(msg, exc)
             # One line per record, with the job, event and trace bound: a job's path
             # through every service can be read from the logs alone.
             log.info("%s: %s[%s]@%s %s in %.3fs", self.stage, msg.topic, msg.partition,
@@ -127,6 +130,19 @@ class StageRunner:
             time.perf_counter() - started
         )
         return outcome
+
+    async def _give_up(self, msg: RawMessage, exc: Exception) -> Outcome:
+        """A record whose handling broke outside the handler (a bug in the bookkeeping
+        around it): to the DLQ, where an operator can read and replay it, rather than out
+        of the agent, where it would hold its partition's commits for good."""
+        log.exception("%s: giving %s up to the DLQ", self.stage, _where(msg))
+        headers = dead_letter_headers(
+            msg, error=f"internal error while handling: {type(exc).__name__}",
+            stage=self.stage, exception=exc,
+        )  # fmt: skip
+        await self._dead_letter(msg, headers)
+        metrics.DEAD_LETTERS.labels(msg.topic).inc()
+        return Outcome.DEAD_LETTER
 
     async def _process(self, msg: RawMessage) -> Outcome:
         try:
@@ -145,7 +161,7 @@ class StageRunner:
             )
             await self._dead_letter(msg, headers)
             metrics.DEAD_LETTERS.labels(msg.topic).inc()
-            answer = self.on_invalid(msg, exc) if self.on_invalid is not None else None
+            answer = self._answer_invalid(msg, exc)
             if answer is not None:
                 await self._steadily("emit", _where(msg), lambda: self.emitter.emit([answer]))
             return Outcome.DEAD_LETTER
@@ -163,6 +179,17 @@ class StageRunner:
         finally:
             del self._running[event_id]
             done.set()
+
+    def _answer_invalid(self, msg: RawMessage, exc: DecodeError) -> Event | None:
+        if self.on_invalid is None:
+            return None
+        try:
+            return self.on_invalid(msg, exc)
+        except Exception:
+            # The message is dead-lettered already; a reader that chokes on it must not
+            # stop the agent (its event unacked, the partition would stand still).
+            log.exception("%s: no answer for the unreadable %s", self.stage, _where(msg))
+            return None
 
     async def _handle(self, event: Event, event_id: str) -> Outcome:
         # The bookkeeping around the handler waits out an outage of its server rather than

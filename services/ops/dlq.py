@@ -129,7 +129,7 @@ class DeadLetter:
         text = self.value.decode("utf-8", errors="backslashreplace")
         try:
             return json.dumps(json.loads(self.value), indent=2, ensure_ascii=False)
-        except ValueError:
+        except (ValueError, RecursionError):
             return text
 
 

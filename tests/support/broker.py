@@ -17,13 +17,11 @@ adding a listener to the shared one would need a restart of everyone's Kafka.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import signal
 import socket
 import subprocess
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -90,7 +88,7 @@ class PrivateBroker:
             "rootLogger.level = WARN\nrootLogger.appenderRef.out.ref = OUT\n"
         )
         if not (data / "meta.properties").exists():
-            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster = self._stack.new_cluster_id()
             self._stack.run([*self._java(), "kafka.tools.StorageTool", "format", "--standalone",
                              "-t", cluster, "-c", str(props)])  # fmt: skip
         return props

@@ -475,6 +475,33 @@ async def test_an_unreadable_message_nobody_can_be_told_about_is_only_dead_lette
     assert len(world.emitter.dead) == 1 and world.emitter.events == []
 
 
+async def test_an_answer_that_fails_leaves_the_message_dead_lettered_and_the_agent_going() -> None:
+    def choke(msg: RawMessage, exc: DecodeError) -> Event | None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    world = World(echo, on_invalid=choke)
+    assert await world.runner.process(raw(b"[" * 5000)) is Outcome.DEAD_LETTER
+    assert len(world.emitter.dead) == 1 and world.emitter.events == []
+    # The next message is handled as usual.
+    assert await world.runner.process(raw(request().model_dump_json().encode())) is Outcome.DONE
+
+
+async def test_a_record_whose_bookkeeping_breaks_goes_to_the_dlq(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World(echo)
+
+    def broken(**fields: object) -> None:
+        raise KeyError("a bug outside the handler")
+
+    monkeypatch.setattr("services.common.stage.annotate", broken)
+    message = raw(request().model_dump_json().encode())
+    assert await world.runner.process(message) is Outcome.DEAD_LETTER
+    ((msg, headers),) = world.emitter.dead
+    assert msg == message and headers["error"] == b"internal error while handling: KeyError"
+    assert world.emitter.events == []
+
+
 async def test_transient_retries_back_off_further_each_time() -> None:
     async def down(event: Event, ctx: StageContext) -> Sequence[Event]:
         raise TransientError("503")

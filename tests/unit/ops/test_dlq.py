@@ -77,6 +77,12 @@ def test_a_settled_record_says_so_and_bad_bytes_are_escaped() -> None:
     assert letter.pretty == "\\xff{oops" and letter.attempts == 1
 
 
+def test_json_nested_too_deep_to_indent_shows_as_text() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    letter = dead_letter_from(dlq_record(body, stage_headers()), ORIGINAL, None)
+    assert letter.pretty == body.decode()
+
+
 def test_replay_headers_drop_the_dlqs_own_and_keep_the_attempt_count() -> None:
     raw = (("trace", b"t1"), ("event_type", b"clip.requested"), *stage_headers(1))
     kept = dict(replay_headers(raw))
