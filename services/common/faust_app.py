@@ -18,7 +18,6 @@ import faust
 
 from schemas import Topic
 from services.common.codec import RawMessage
-from services.common.faust_commit import App as CommitSafeApp
 from services.common.ffmpeg import runner
 from services.common.obs.logs import configure_logging, secrets_of
 from services.common.obs.worker import install as install_health
@@ -64,7 +63,7 @@ def create_app(
     }
     conf.update(overrides)
     os.makedirs(conf["datadir"], exist_ok=True)
-    app = CommitSafeApp(app_id, **conf)
+    app = faust.App(app_id, **conf)
     # Faust's consumer group is the app id: readiness reads that group's committed offsets.
     install_health(app, settings, app_id)
     return app
