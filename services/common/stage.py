@@ -141,7 +141,6 @@ class StageRunner:
             stage=self.stage, exception=exc,
         )  # fmt: skip
         await self._dead_letter(msg, headers)
-        metrics.DEAD_LETTERS.labels(msg.topic).inc()
         return Outcome.DEAD_LETTER
 
     async def _process(self, msg: RawMessage) -> Outcome:
@@ -160,7 +159,6 @@ class StageRunner:
                 msg, error=exc.reason, stage=self.stage, exception=exc.cause or exc
             )
             await self._dead_letter(msg, headers)
-            metrics.DEAD_LETTERS.labels(msg.topic).inc()
             answer = self._answer_invalid(msg, exc)
             if answer is not None:
                 await self._steadily("emit", _where(msg), lambda: self.emitter.emit([answer]))
@@ -274,6 +272,7 @@ class StageRunner:
         would let the offset be committed over a message that went nowhere."""
         await self._steadily("dead-letter write", _where(msg),
                              lambda: self.dead_letters.dead_letter(msg, headers))  # fmt: skip
+        metrics.DEAD_LETTERS.labels(msg.topic).inc()
 
     async def _steadily(self, what: str, subject: str, step: Callable[[], Awaitable[T]]) -> T:
         """``step`` retried with backoff until it succeeds: what the event's outcome rests

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.audio import AudioJobSubmitted, Scene
-from schemas.clip import ClipRequested
+from schemas.clip import MAX_MS, ClipRequested
 from schemas.ids import PLAIN_ID_PATTERN, PlainId, is_plain_id
 from schemas.registry import decode_event, encode_event
 
@@ -83,8 +83,8 @@ envelopes = st.fixed_dictionaries(
     envelopes,
     plain_ids,
     plain_ids,
-    st.integers(0, 2**53),
-    st.integers(1, 2**53),
+    st.integers(0, MAX_MS),
+    st.integers(1, MAX_MS),
     st.sampled_from(["mp3", "m4a", "wav"]),
     st.booleans(),
 )
