@@ -17,6 +17,7 @@ from typing import Any
 import faust
 
 from schemas import Topic
+from services.common.ack_order import AckOrder
 from services.common.codec import RawMessage
 from services.common.ffmpeg import runner
 from services.common.obs.logs import configure_logging, secrets_of
@@ -91,13 +92,20 @@ def bind_stage(
     """Declare the stage's agent on ``topic``; ``factory`` opens the runner and its adapters."""
     shared: Shared[StageRunner] = Shared(factory)
     progress = progress_of(app)
+    order: AckOrder[tuple[Any, Any]] = AckOrder()
+
+    def rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        order.rebalanced()
+
+    app.on_partitions_revoked.connect(rebalanced)
 
     async def agent(stream: Any) -> AsyncIterator[Any]:
         runner = await shared.acquire()
         try:
-            # Acked by hand once handled: Faust acks an event it gave out even when its
-            # handling is cancelled (a SIGTERM) or raises, which would commit the offset
-            # over an event nobody finished. Unacked, it goes to the partition's next owner.
+            # Acked by hand once handled, in offset order (ack_order.py): Faust acks an
+            # event it gave out even when its handling is cancelled (a SIGTERM) or
+            # raises, which would commit the offset over an event nobody finished.
+            # Unacked, it goes to the partition's next owner.
             async for record in stream.noack().events():
                 token = progress.begin(runner.deadline_s)
                 m = record.message
@@ -109,13 +117,15 @@ def bind_stage(
                     partition=m.partition,
                     offset=m.offset,
                 )
+                ticket = order.begin((stream, record), (m.topic, m.partition), m.offset)
                 try:
                     outcome = await runner.process(msg)
                     if on_outcome is not None:
                         await on_outcome(msg, outcome)
                 finally:
                     progress.end(token, runner.stage)
-                await stream.ack(record)
+                for owner, done in order.finish(ticket):
+                    await owner.ack(done)
                 yield outcome
         finally:
             await shared.release()

@@ -38,13 +38,6 @@ def done(jobs: list[Job]) -> int:
     return sum(j.status is not None for j in jobs)
 
 
-# Known open defect, kept visible: in about half the runs here 3 clip requests submitted
-# just before one worker is stopped and another killed are never handled (their offsets
-# are committed past them). Faust commits the first run of acked offsets, even ahead of an
-# event still in hand; a guard on that was tried and withdrawn (it held commits for good
-# behind an event whose agent crashed). Until fixed, an expected failure, not a red suite;
-# the README's Reliability section says so.
-@pytest.mark.xfail(strict=False, reason="open: events lost when workers stop and die together")
 async def test_workers_join_leave_and_die_without_losing_or_repeating_work(
     scaled: Stack,
 ) -> None:
