@@ -192,17 +192,19 @@ class StageRunner:
     async def _handle(self, event: Event, event_id: str) -> Outcome:
         # The bookkeeping around the handler waits out an outage of its server rather than
         # fail: raised out of the agent, the event would be dropped until a restart.
-        if await self._done(event_id):
-            log.info("%s: %s already processed; skipping redelivery", self.stage, event_id)
-            return Outcome.DUPLICATE
-        if self.leases is None:
-            return await self._handle_held(event, event_id)
         # Another worker may have it in hand (it had the partition before a rebalance):
         # wait for it to finish or to let go, then do it only if it was not done.
-        if not await self._hold(self.leases, event_id):
-            log.info("%s: %s was handled by another worker meanwhile", self.stage, event_id)
+        leases = self.leases
+        if leases is None:
+            held = not await self._done(event_id)
+        else:
+            held = await self._hold(leases, event_id)
+        if not held:
+            log.info("%s: %s already processed; skipping redelivery", self.stage, event_id)
             return Outcome.DUPLICATE
-        renewing = asyncio.create_task(self._renew(self.leases, event_id))
+        if leases is None:
+            return await self._handle_held(event, event_id)
+        renewing = asyncio.create_task(self._renew(leases, event_id))
         try:
             return await self._handle_held(event, event_id)
         finally:
@@ -211,14 +213,17 @@ class StageRunner:
             # the lease (it would expire anyway if this fails).
             with contextlib.suppress(Exception):
                 await asyncio.shield(asyncio.wait_for(
-                    self.leases.release(self.stage, event_id), 5))  # fmt: skip
+                    leases.release(self.stage, event_id), 5))  # fmt: skip
 
     async def _done(self, event_id: str) -> bool:
         return await self._steadily("ledger read", event_id,
                                     lambda: self.ledger.seen(self.stage, event_id))  # fmt: skip
 
     async def _hold(self, leases: Leases, event_id: str) -> bool:
-        """Hold the event's lease; False when its holder finished the event meanwhile."""
+        """Hold the event's lease; False when the event was done, before or meanwhile.
+        The ledger is read once the lease is held (and while waiting for it), not before:
+        a read before the claim would have to be repeated after it anyway, as the last
+        holder may finish and let go in between."""
         waited = False
         while not await self._steadily("lease", event_id,
                                        lambda: leases.claim(self.stage, event_id)):  # fmt: skip
@@ -228,7 +233,6 @@ class StageRunner:
                 log.info("%s: %s is in another worker's hands; waiting", self.stage, event_id)
                 waited = True
             await asyncio.sleep(self.lease_wait_s)
-        # Its last holder may have finished it and let go since the ledger was read.
         if await self._done(event_id):
             with contextlib.suppress(Exception):
                 await leases.release(self.stage, event_id)

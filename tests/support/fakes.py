@@ -58,8 +58,10 @@ class MemoryEmitter:
 class MemoryLedger:
     def __init__(self) -> None:
         self.done: dict[tuple[str, str], list[str]] = {}
+        self.reads = 0
 
     async def seen(self, stage: str, event_id: str) -> bool:
+        self.reads += 1
         return (stage, event_id) in self.done
 
     async def record(self, stage: str, event_id: str, emitted: Sequence[str]) -> None:

@@ -704,3 +704,15 @@ async def test_an_event_whose_holder_died_is_taken_over_and_let_go() -> None:
     leases.expire(Stage.CLIP, str(event.event_id))  # its holder stopped renewing it
     assert await waiting is Outcome.DONE and len(world.emitter.events) == 1
     assert mine.held == {}
+
+
+async def test_a_new_event_under_a_lease_costs_one_claim_and_one_ledger_read() -> None:
+    world = World(echo)
+    leases = world.runner.leases = MemoryLeases("this-worker")
+    value = raw(request().model_dump_json().encode())
+    assert await world.runner.process(value) is Outcome.DONE
+    assert (leases.claims, world.ledger.reads) == (1, 1)
+    # Its redelivery is found in the ledger after the claim, and the lease let go.
+    assert await world.runner.process(value) is Outcome.DUPLICATE
+    assert (leases.claims, world.ledger.reads, leases.held) == (2, 2, {})
+    assert len(world.emitter.events) == 1
