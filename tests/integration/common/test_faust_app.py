@@ -15,15 +15,17 @@ from aiokafka.structs import TopicPartition
 
 from schemas import TOPICS, ErrorInfo, Event
 from schemas.clip import ClipRequested
+from services.common.checkpoints import MongoCheckpoints
 from services.common.codec import Codec
 from services.common.context import StageContext
 from services.common.faust_app import bind_stage, create_app
-from services.common.kafka import ensure_topics
+from services.common.kafka import KafkaEmitter, ensure_topics
+from services.common.ledger import MongoLedger
+from services.common.mongo import connect, database
 from services.common.retry import RetryPolicy
 from services.common.settings import Settings
 from services.common.stage import StageRunner
 from tests.support.events import clip_failed, clip_request
-from tests.support.fakes import MemoryCheckpoints, MemoryEmitter, MemoryLedger
 
 SERVICE = "order-test"
 
@@ -68,12 +70,18 @@ async def test_the_commit_waits_for_an_earlier_event_still_in_hand(settings: Set
 
     @asynccontextmanager
     async def factory() -> AsyncIterator[StageRunner]:
-        emitter = MemoryEmitter()
-        yield StageRunner(
-            stage=SERVICE, codec=Codec.for_topic(TOPICS.clip_requests, 100_000),
-            handler=handler, on_failure=clip_failed, emitter=emitter, dead_letters=emitter,
-            ledger=MemoryLedger(), checkpoints=MemoryCheckpoints(), retry=RetryPolicy(1, 0, 0),
-        )  # fmt: skip
+        mongo = connect(settings)
+        db = database(mongo, settings)
+        try:
+            async with KafkaEmitter(settings, SERVICE) as emitter:
+                yield StageRunner(
+                    stage=SERVICE, codec=Codec.for_topic(TOPICS.clip_requests, 100_000),
+                    handler=handler, on_failure=clip_failed, emitter=emitter,
+                    dead_letters=emitter, ledger=MongoLedger(db),
+                    checkpoints=MongoCheckpoints(db), retry=RetryPolicy(1, 0, 0),
+                )  # fmt: skip
+        finally:
+            await mongo.close()
 
     app = create_app(SERVICE, settings)
     bind_stage(app, TOPICS.clip_requests, settings, factory, concurrency=2)
