@@ -35,8 +35,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -260,10 +261,13 @@ async def stores(
         await mongo.close()
 
 
-async def register(bench: Bench, path: Path, duration_s: int, say: Any) -> tuple[Episode, float]:
+async def register(
+    bench: Bench, path: Path, duration_s: int, say: Any, *, cbr: bool = False
+) -> tuple[Episode, float]:
     t0 = time.perf_counter()
     ep = await register_file(
-        path, episode_id=f"bench-{duration_s}s", tenant_id=TENANT, filename=path.name,
+        path, episode_id=f"bench-{duration_s}s{'-cbr' if cbr else ''}", tenant_id=TENANT,
+        filename=path.name,
         store=bench.episodes, media=bench.media, ffmpeg=bench.ffmpeg,
     )  # fmt: skip
     took = (time.perf_counter() - t0) * 1000
@@ -282,6 +286,7 @@ class SourceFigures:
     old: list[Sample] = field(default_factory=list)
     warm: list[Sample] = field(default_factory=list)
     hit: Sample | None = None
+    guesses: Counter[str] = field(default_factory=Counter)
 
 
 async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
@@ -292,7 +297,12 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
     reps, old_reps, warm_reps = (2, 1, 1) if smoke else (15, 5, 5)
     paths = {d: await asyncio.to_thread(ensure_source, d, ctx.cache_dir, log=ctx.log)
              for d in durations}  # fmt: skip
+    # One constant-rate source, at the middle length: there the window is read together
+    # with the index records, not after them.
+    cbr_s = durations[len(durations) // 2]
+    cbr_path = await asyncio.to_thread(ensure_source, cbr_s, ctx.cache_dir, log=ctx.log, cbr=True)
     results: list[SourceFigures] = []
+    cbr: SourceFigures | None = None
     async with stores(ctx.settings) as (media, _db, episodes, clips):
         with tempfile.TemporaryDirectory(prefix="tapedeck-bench-clip-") as scratch:
             args = (ctx.settings, episodes, clips, media, clip_ms, Path(scratch))
@@ -306,7 +316,13 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
             for d in durations:
                 results.append(await _measure_source(ctx, ours, old, registered[d], d,
                                                      reps, old_reps, warm_reps))  # fmt: skip
+            cbr_ep = (await register(ours, cbr_path, cbr_s, ctx.log, cbr=True))[0]
+            before = Counter(ours.cutter.guesses)
+            cbr = await _measure_source(ctx, ours, old, cbr_ep, cbr_s, reps, 0, warm_reps)
+            cbr.guesses = Counter(ours.cutter.guesses) - before
     figures = [f for r in results for f in _source_figures(r, clip_ms)]
+    if cbr is not None:
+        figures.append(_cbr_figure(cbr, clip_ms))
     figures.append(await measure_memory(ctx, smoke=smoke))
     return figures
 
@@ -379,6 +395,13 @@ def _source_figures(r: SourceFigures, clip_ms: int) -> list[Figure]:
             "ms", note="HEAD of the clip, its record, the request log, a presigned URL; 1 run",
         ),
     ]  # fmt: skip
+
+
+def _cbr_figure(r: SourceFigures, clip_ms: int) -> Figure:
+    first = _source_figures(r, clip_ms)[0]
+    name = first.name.replace(" source", " constant 64 kbit/s source")
+    guessed = f"window guessed with the index records: {r.guesses['hit']} of {len(r.ours)} hit"
+    return replace(first, name=name, note=f"{first.note}; {guessed}")
 
 
 # -- the command line: ours against the naive path --------------------------------------------

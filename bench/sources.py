@@ -3,6 +3,8 @@
 A 440 Hz tone plus pink noise whose level swells and fades, mono 44.1 kHz, LAME VBR
 ``-q:a 4``: the changing noise makes frame sizes vary (32 to 80 kbit/s), so a byte offset
 guessed from the average bit rate lands in the wrong place and the seek index matters.
+``cbr=True`` makes the same sound at a constant 64 kbit/s, as most podcasts are published,
+where the clipper reads the window with the index instead of after it.
 Files are keyed by duration and recipe version and written under a temporary name, so an
 interrupted encode is never taken for a finished one.
 """
@@ -25,11 +27,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("STACK_DIR", str(ROOT / ".stack"))).resolve() / "bench"
 
 
-def source_path(directory: Path, duration_s: int) -> Path:
-    return directory / f"tone-noise-{duration_s}s-vbr-q4-{RECIPE}.mp3"
+def source_path(directory: Path, duration_s: int, *, cbr: bool = False) -> Path:
+    rate = "cbr-64k" if cbr else "vbr-q4"
+    return directory / f"tone-noise-{duration_s}s-{rate}-{RECIPE}.mp3"
 
 
-def encode_argv(ffmpeg_bin: str, duration_s: int, out: Path) -> list[str]:
+def encode_argv(ffmpeg_bin: str, duration_s: int, out: Path, *, cbr: bool = False) -> list[str]:
     d = duration_s
     graph = (
         "[0:a]volume=0.4[tone];"
@@ -43,7 +46,7 @@ def encode_argv(ffmpeg_bin: str, duration_s: int, out: Path) -> list[str]:
         "-f", "lavfi",
         "-i", f"anoisesrc=color=pink:amplitude=0.1:sample_rate={SAMPLE_RATE}:duration={d}:seed=7",
         "-filter_complex", graph,
-        "-c:a", "libmp3lame", "-q:a", "4", "-f", "mp3", str(out),
+        "-c:a", "libmp3lame", *(["-b:a", "64k"] if cbr else ["-q:a", "4"]), "-f", "mp3", str(out),
     ]  # fmt: skip
 
 
@@ -53,10 +56,11 @@ def ensure_source(
     *,
     ffmpeg_bin: str = "ffmpeg",
     log: Callable[[str], None] = print,
+    cbr: bool = False,
 ) -> Path:
     """The cached source of ``duration_s`` seconds, encoding it first if it is missing."""
     directory = directory or cache_dir()
-    path = source_path(directory, duration_s)
+    path = source_path(directory, duration_s, cbr=cbr)
     if path.is_file() and path.stat().st_size > 0:
         log(f"  source {duration_s:>6} s: cached {path.name} ({path.stat().st_size / 1e6:.1f} MB)")
         return path
@@ -65,7 +69,7 @@ def ensure_source(
     log(f"  source {duration_s:>6} s: encoding {path.name} (first run only) ...")
     started = time.monotonic()
     proc = subprocess.Popen(
-        encode_argv(ffmpeg_bin, duration_s, part),
+        encode_argv(ffmpeg_bin, duration_s, part, cbr=cbr),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -23,7 +23,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from schemas.codes import Code
 from services.clipper.mp3_cut import Mp3Clip
-from services.clipper.seek_windows import SeekWindows, Window
+from services.clipper.seek_windows import SeekWindows, Window, guess_range
 from services.common.clip_rules import CODEC_OF_FORMAT, ClipPlan
 from services.common.episodes import Episode
 from services.common.errors import PermanentError
@@ -107,24 +107,21 @@ class FFmpegCutter:
         # its entry unused, so they are bounded by the bytes they hold.
         self._ahead: OrderedDict[str, _Ahead] = OrderedDict()
         self._ahead_bytes = 0
+        # Reads of a window guessed before the index answered: those that covered it.
+        self.guesses: Counter[str] = Counter()
 
     async def prefetch(self, episode: Episode, plan: ClipPlan) -> None:
         """While the handler checks the cache: look up the clip's byte window (one small
         ranged GET of index records), and for an in-process copy of a small window, read
-        it too. Only with the binary index: a cache hit should not wait on loading a
-        MongoDB index copy. A hit wastes these reads; most hits never reach the clipper
-        (the API answers them), and what reaches it is mostly misses."""
+        it too: for a constant-bit-rate source, from a guess made before the index
+        answers, read at the same time (see ``guess_range``); else once it has. Only with
+        the binary index: a cache hit should not wait on loading a MongoDB index copy. A
+        hit wastes these reads; most hits never reach the clipper (the API answers them),
+        and what reaches it is mostly misses."""
         if not (episode.seek_indexed and episode.seek_index_key):
             return
         try:
-            window = await self._window(episode, plan)
-            data = None
-            if (
-                window is not None
-                and self._in_process(episode, plan)
-                and window.last - window.first < READ_AHEAD_MAX
-            ):
-                data = await self._media.get_range(episode.s3_key, window.first, window.last)
+            window, data = await self._read_ahead(episode, plan)
         except Exception:  # the cut reads again, and reports what is wrong
             return
         self._forget(plan.key)
@@ -132,6 +129,29 @@ class FFmpegCutter:
         self._ahead_bytes += len(data or b"")
         while self._ahead_bytes > READ_AHEAD_TOTAL:
             self._forget(next(iter(self._ahead)))
+
+    async def _read_ahead(
+        self, episode: Episode, plan: ClipPlan
+    ) -> tuple[Window | None, bytes | None]:
+        in_process = self._in_process(episode, plan)
+        shift_ms = self._shift_ms(episode)
+        guess = guess_range(episode, plan.start_ms + shift_ms, plan.end_ms + shift_ms)
+        if not in_process or guess is None or guess[1] - guess[0] >= READ_AHEAD_MAX:
+            window = await self._window(episode, plan)
+            guessed = b""
+        else:
+            window, guessed = await asyncio.gather(
+                self._window(episode, plan),
+                self._media.get_range(episode.s3_key, guess[0], guess[1]),
+            )
+        if window is None or not in_process or window.last - window.first >= READ_AHEAD_MAX:
+            return window, None
+        if guess is not None and guess[0] <= window.first and window.last < guess[0] + len(guessed):
+            self.guesses["hit"] += 1
+            return window, guessed[window.first - guess[0] : window.last - guess[0] + 1]
+        if guessed:
+            self.guesses["miss"] += 1
+        return window, await self._media.get_range(episode.s3_key, window.first, window.last)
 
     def _forget(self, key: str) -> _Ahead | None:
         ahead = self._ahead.pop(key, None)
@@ -142,9 +162,13 @@ class FFmpegCutter:
     def _in_process(self, episode: Episode, plan: ClipPlan) -> bool:
         return self._in_process_mp3 and not plan.accurate and plan.format == episode.codec == "mp3"
 
-    async def _window(self, episode: Episode, plan: ClipPlan) -> Window | None:
+    @staticmethod
+    def _shift_ms(episode: Episode) -> float:
         # In packet time, the clip is heard at [start + shift, end + shift).
-        shift_ms = episode.start_skip_samples * 1000 / (episode.sample_rate or 44100)
+        return episode.start_skip_samples * 1000 / (episode.sample_rate or 44100)
+
+    async def _window(self, episode: Episode, plan: ClipPlan) -> Window | None:
+        shift_ms = self._shift_ms(episode)
         return await self.windows.window(episode, plan.start_ms + shift_ms, plan.end_ms + shift_ms)
 
     @contextlib.asynccontextmanager

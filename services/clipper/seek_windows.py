@@ -11,6 +11,7 @@ with every entry; it is loaded once and kept, compactly, in an LRU bounded by en
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -23,6 +24,12 @@ from services.common.obs import metrics
 from services.common.ports import EpisodeRepo
 
 CACHE_NAME = "seek_index"
+# MPEG audio's bit rates (kbit/s). An episode whose average is one of these (within
+# RATE_TOLERANCE: its tags count in the average) is taken for constant bit rate.
+MP3_RATES_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+RATE_TOLERANCE = 0.01
+# What a guess reads beyond the window it expects: the duration's rounding, trailing tags.
+GUESS_SLACK_BYTES = 8192
 # 512 records of 16 bytes: 8 kB, about 8.5 minutes of audio per block.
 BLOCK_RECORDS = 512
 
@@ -86,6 +93,30 @@ class IndexBlocks:
 
     def clear(self) -> None:
         self._blocks.clear()
+
+
+def guess_range(
+    episode: Episode, start_ms: float, end_ms: float, preroll_ms: int = 500
+) -> tuple[int, int] | None:
+    """Where the window of packet times ``[start_ms, end_ms]`` probably is, before the seek
+    index says: for a constant-bit-rate MP3, counted back from the end of the file (tags
+    at its start, cover art, do not move that), at the grid points the index would pick.
+    Read together with the index records, it saves a round trip when it covers the real
+    window; None when there is nothing to go on (VBR, or no bit rate recorded)."""
+    rate = episode.bit_rate
+    if not (episode.codec == "mp3" and rate and episode.duration_ms and episode.size_bytes):
+        return None
+    kbps = min(MP3_RATES_KBPS, key=lambda r: abs(r * 1000 - rate))
+    if abs(kbps * 1000 - rate) > RATE_TOLERANCE * kbps * 1000:
+        return None
+    per_ms = kbps / 8  # bytes per millisecond
+    step = seek_index.STEP_MS
+    first_t = (math.floor(max(0.0, start_ms - preroll_ms) / step) - 1) * step
+    last_t = (math.ceil(end_ms / step) + 2) * step
+    end = episode.size_bytes
+    first = end - (episode.duration_ms - max(0, first_t)) * per_ms - GUESS_SLACK_BYTES
+    last = end - (episode.duration_ms - last_t) * per_ms + GUESS_SLACK_BYTES
+    return max(0, math.floor(first)), min(end - 1, math.ceil(last))
 
 
 @dataclass(frozen=True, slots=True)

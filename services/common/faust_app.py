@@ -11,7 +11,8 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -89,8 +90,16 @@ def bind_stage(
     concurrency: int = 1,
     on_outcome: Callable[[RawMessage, Any], Awaitable[None]] | None = None,
 ) -> Any:
-    """Declare the stage's agent on ``topic``; ``factory`` opens the runner and its adapters."""
-    shared: Shared[StageRunner] = Shared(factory)
+    """Declare the stage's agent on ``topic``; ``factory`` opens the runner and its adapters.
+    The worker has up to ``settings.stage_in_flight`` events in hand (at least
+    ``concurrency``), of which ``concurrency`` run their handler at once."""
+
+    @asynccontextmanager
+    async def bounded() -> AsyncIterator[StageRunner]:
+        async with factory() as runner:
+            yield runner if runner.slots is not None else replace(runner, slots=concurrency)
+
+    shared: Shared[StageRunner] = Shared(bounded)
     progress = progress_of(app)
     order: AckOrder[tuple[Any, Any]] = AckOrder()
 
@@ -131,7 +140,8 @@ def bind_stage(
             await shared.release()
 
     agent.__name__ = f"{topic.name.replace('.', '_')}_agent"
-    return app.agent(raw_topic(app, topic, settings), name=agent.__name__, concurrency=concurrency)(
+    in_hand = max(concurrency, settings.stage_in_flight)
+    return app.agent(raw_topic(app, topic, settings), name=agent.__name__, concurrency=in_hand)(
         agent
     )
 

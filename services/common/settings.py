@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # back at once, but the last offset commit waits on Kafka, for ever when it is away;
     # past this the process exits regardless. Keep it under the pod's grace period.
     shutdown_timeout_s: float = Field(30.0, alias="SHUTDOWN_TIMEOUT_S", gt=0)
+    # Events a stage worker has in hand at once: their bookkeeping (ledger, lease, emit)
+    # overlaps and goes to MongoDB in batches. The stage's own concurrency setting
+    # (CLIPPER_CONCURRENCY, ...) still bounds how many run their handler at once.
+    stage_in_flight: int = Field(64, alias="STAGE_IN_FLIGHT", ge=1, le=1024)
 
     # Clips: shared by the clipper and the submitter's cache-hit path so both agree.
     clip_max_duration_ms: int = Field(10 * 60 * 1000, alias="CLIP_MAX_DURATION_MS", ge=1)

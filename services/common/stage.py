@@ -107,10 +107,18 @@ class StageRunner:
     # Who handles an event right now, across processes; None: this process alone runs it.
     leases: Leases | None = None
     lease_wait_s: float = 1.0
+    # How many events run their handler at once (None: as many as are in hand). A worker
+    # has more events in hand than that (STAGE_IN_FLIGHT): their bookkeeping overlaps.
+    slots: int | None = None
     # Operator detail of a failure, from _fail to the status record of the same event.
     _details: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     # Events being handled in this process, set when their handling ends.
     _running: dict[str, asyncio.Event] = field(default_factory=dict, init=False, repr=False)
+    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.slots is not None:
+            self._slots = asyncio.Semaphore(self.slots)
 
     async def process(self, msg: RawMessage) -> Outcome:
         started = time.perf_counter()
@@ -251,9 +259,10 @@ class StageRunner:
 
     async def _handle_held(self, event: Event, event_id: str) -> Outcome:
         status, record = self.status, self._record_key(event)
-        if status is not None:
-            await self._steadily("status", event_id, lambda: status.started(record, event))
-        outputs, outcome = await self._run(event)
+        async with self._slots or contextlib.nullcontext():
+            if status is not None:
+                await self._steadily("status", event_id, lambda: status.started(record, event))
+            outputs, outcome = await self._run(event)
         outputs = [_derived(o, self.stage, event_id, n) for n, o in enumerate(outputs)]
         await self._steadily("emit", event_id, lambda: self.emitter.emit(outputs))
         if status is not None:

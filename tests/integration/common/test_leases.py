@@ -7,23 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import AsyncIterator
 
-import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.leases import COLLECTION, MongoLeases
-from services.common.mongo import Doc, connect, database
-from services.common.settings import Settings
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[Doc]]:
-    mongo = connect(settings)
-    try:
-        yield database(mongo, settings)
-    finally:
-        await mongo.close()
+from services.common.mongo import Doc
 
 
 def dead_pid() -> int:
@@ -68,3 +56,23 @@ async def test_a_holder_known_to_be_gone_lets_go_at_once(db: AsyncDatabase[Doc])
     alive = MongoLeases(db, worker_id=None, host="node", pid=1)
     assert await alive.claim("merge", "e4")
     assert not await MongoLeases(db, worker_id=None, host="node").claim("merge", "e4")
+
+
+async def test_claims_and_releases_made_at_once_go_out_together_and_keep_the_rules(
+    db: AsyncDatabase[Doc],
+) -> None:
+    a = MongoLeases(db, worker_id="clipper-a", host="pod-a")
+    b = MongoLeases(db, worker_id="clipper-b", host="pod-b")
+    gone = MongoLeases(db, worker_id="clipper-c", host="pod-c", ttl_s=0.01)
+    assert await b.claim("clip", "held") and await gone.claim("clip", "expired")
+    await asyncio.sleep(0.05)
+    ids = [f"n{i}" for i in range(40)] + ["held", "expired", "n0"]
+    # One batch of 43 claims: fresh leases, one someone else holds, one whose holder's time
+    # has passed, and one asked twice.
+    claims = await asyncio.gather(*(a.claim("clip", i) for i in ids))
+    assert claims == [True] * 40 + [False, True, True]
+    assert not await b.claim("clip", "n7")
+    await asyncio.gather(*(a.release("clip", i) for i in [*ids, "held"]))
+    # Released, except the one a never held.
+    assert await db[COLLECTION].count_documents({}) == 1
+    assert await b.renew("clip", "held")

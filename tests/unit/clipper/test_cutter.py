@@ -3,6 +3,7 @@ window, the frames cut without a process; ffmpeg only for what it cannot cut."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from services.clipper import seek_windows
 from services.clipper.cutter import FFmpegCutter, SourceUnreadable
 from services.clipper.mp3_cut import Mp3Clip
 from services.common import seek_index
@@ -202,3 +204,77 @@ async def test_the_old_path_stays_available(vbr: Path) -> None:
         async with cutter.cut(episode, plan):
             pass
     assert "packet_index" in ffmpeg.used
+
+
+@pytest.fixture(scope="module")
+def cbr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return audio.make_episode(tmp_path_factory.mktemp("cut") / "cbr.mp3", "cbr", 20)
+
+
+def probed_rate(episode: Episode) -> Episode:
+    """The bit rate registration records: ffprobe's average over the whole file, tags
+    and cover art included."""
+    rate = round(episode.size_bytes * 8000 / episode.duration_ms)
+    return episode.model_copy(update={"bit_rate": rate})
+
+
+class IndexHeldMedia(RangedMemoryMedia):
+    """Holds every read of ``held`` until the source has been asked for too: a read-ahead
+    that waited for the index before reading the source would never finish."""
+
+    def __init__(self, objects: dict[str, bytes], held: str, source: str) -> None:
+        super().__init__(objects)
+        self._held, self._source = held, source
+        self._source_asked = asyncio.Event()
+
+    async def get_range(self, key: str, start: int, end_inclusive: int) -> bytes:
+        if key == self._source:
+            self._source_asked.set()
+        elif key == self._held:
+            await asyncio.wait_for(self._source_asked.wait(), 2)
+        return await super().get_range(key, start, end_inclusive)
+
+
+@pytest.mark.parametrize("start", [0, 4000, 9000, 16_000])
+async def test_a_cbr_window_is_read_with_the_index_records_not_after_them(
+    cbr: Path, start: int
+) -> None:
+    cutter, media, _, _, episode, index = world(cbr)
+    episode = probed_rate(episode)
+    assert seek_windows.guess_range(episode, start, start + 3000) is not None
+    held = IndexHeldMedia(dict(media.objects), str(episode.seek_index_key), episode.s3_key)
+    cutter = FFmpegCutter(held, NoFFmpeg(), MemoryEpisodes(episode))
+    plan = plan_clip(episode, start, 3000, "mp3", False, 600_000)
+    await cutter.prefetch(episode, plan)
+    async with cutter.cut(episode, plan) as cut:
+        made = cut.path.read_bytes()
+    # One read of each: the guess covered the window, so the cut read nothing more.
+    assert sorted(g[0] for g in held.gets) == sorted([episode.s3_key, str(episode.seek_index_key)])
+    assert cutter.guesses == {"hit": 1}
+    assert made == expected(episode, index, held.objects[episode.s3_key], start, 3000)
+
+
+async def test_a_wrong_guess_costs_a_read_not_the_clip(vbr: Path) -> None:
+    cutter, media, _, _, episode, index = world(vbr)
+    # A VBR file whose average happens to look like a constant (and far too low) rate.
+    episode = episode.model_copy(update={"bit_rate": 32_000})
+    plan = plan_clip(episode, 2000, 3000, "mp3", False, 600_000)
+    await cutter.prefetch(episode, plan)
+    async with cutter.cut(episode, plan) as cut:
+        made = cut.path.read_bytes()
+    shift = episode.start_skip_samples / 44.1
+    _, first, last = index.window(2000 + shift, 5000 + shift)
+    source_reads = [(g[1], g[2]) for g in media.gets if g[0] == episode.s3_key]
+    assert len(source_reads) == 2 and source_reads[1] == (first, last)
+    assert source_reads[0][0] > first  # the guess, past the window
+    assert cutter.guesses == {"miss": 1}
+    assert made == expected(episode, index, media.objects[episode.s3_key], 2000, 3000)
+
+
+def test_no_guess_without_a_constant_mp3_rate(vbr: Path) -> None:
+    episode = register(vbr)[0]
+    assert seek_windows.guess_range(episode, 0, 1000) is None  # no rate recorded
+    odd = episode.model_copy(update={"bit_rate": 140_000})  # between 128k and 160k
+    assert seek_windows.guess_range(odd, 0, 1000) is None
+    m4a = episode.model_copy(update={"bit_rate": 128_000, "codec": "aac"})
+    assert seek_windows.guess_range(m4a, 0, 1000) is None

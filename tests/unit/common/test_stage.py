@@ -4,6 +4,7 @@ resume from checkpoints, and the order of emit and ledger."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 from collections.abc import Sequence
@@ -716,3 +717,29 @@ async def test_a_new_event_under_a_lease_costs_one_claim_and_one_ledger_read() -
     assert await world.runner.process(value) is Outcome.DUPLICATE
     assert (leases.claims, world.ledger.reads, leases.held) == (2, 2, {})
     assert len(world.emitter.events) == 1
+
+
+async def test_slots_bound_the_handlers_running_while_more_events_are_in_hand() -> None:
+    running, peak, gate = 0, 0, asyncio.Event()
+
+    async def slow(event: Event, ctx: StageContext) -> Sequence[Event]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        return await echo(event)
+
+    world = World(slow)
+    runner = dataclasses.replace(world.runner, slots=2)
+    values = [dataclasses.replace(raw(clip_request(request_id=f"r{n}").model_dump_json().encode()),
+                                  key=f"r{n}".encode(), offset=n) for n in range(6)]  # fmt: skip
+    tasks = [asyncio.create_task(runner.process(v)) for v in values]
+    await asyncio.sleep(0.05)
+    # Two handlers run; the other four events wait for a slot, their stage not yet started.
+    assert running == 2
+    statuses = [d["status"] for d in world.jobs.stages.values()]
+    assert statuses.count(StageStatus.RUNNING.value) == 2 and len(statuses) == 2
+    gate.set()
+    assert [await t for t in tasks] == [Outcome.DONE] * 6
+    assert peak == 2 and len(world.emitter.events) == 6
