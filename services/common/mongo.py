@@ -19,6 +19,8 @@ def connect(settings: Settings, app_name: str = "tapedeck") -> AsyncMongoClient[
     return AsyncMongoClient(
         settings.mongo_url, tz_aware=True, appname=app_name,
         serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+        connectTimeoutMS=settings.mongo_timeout_ms,
+        socketTimeoutMS=settings.mongo_socket_timeout_ms,
     )  # fmt: skip
 
 

@@ -12,6 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+from pymongo.errors import ConnectionFailure
+
+from services.common.mongo import connect, database
+from services.common.settings import Settings
 from tests.reliability.conftest import Rig
 from tests.reliability.support import Stack
 from tests.support.toxiproxy import Proxy
@@ -120,3 +125,27 @@ async def test_a_submission_retried_through_a_kafka_outage_is_one_job(
     job = Job(first.json()["job_id"], "clip", time.monotonic())
     wl.jobs.append(job)
     await whole.finish([job])
+
+
+async def test_a_call_on_a_silent_mongodb_connection_fails_as_an_outage(
+    proxied: Settings, rig: Rig
+) -> None:
+    """MongoDB reachable, then silent on the open connection (the reply lost): the call
+    fails as an outage after MONGO_SOCKET_TIMEOUT_MS, the kind of error the stage kit
+    retries, instead of holding its caller (and a batch of ledger calls) for good."""
+    settings = proxied.model_copy(update={"mongo_socket_timeout_ms": 1000})
+    client = connect(settings, "silent-test")
+    try:
+        db = database(client, settings)
+        await db["probe"].insert_one({"_id": "x"})
+        silent = rig.toxiproxy.add(rig.mongo, "timeout", timeout=0)
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailure):
+            # Bounded here too, so a client without the timeout fails this test, not hangs it.
+            await asyncio.wait_for(db["probe"].find_one({"_id": "x"}), timeout=15)
+        waited = time.monotonic() - started
+        assert 0.9 <= waited < 8, waited
+        rig.toxiproxy.remove(rig.mongo, silent)
+        assert await db["probe"].find_one({"_id": "x"}) == {"_id": "x"}
+    finally:
+        await client.close()
