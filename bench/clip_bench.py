@@ -400,7 +400,8 @@ def _source_figures(r: SourceFigures, clip_ms: int) -> list[Figure]:
 def _cbr_figure(r: SourceFigures, clip_ms: int) -> Figure:
     first = _source_figures(r, clip_ms)[0]
     name = first.name.replace(" source", " constant 64 kbit/s source")
-    # Every uncached cut of this source guesses (the measured ones, the warm ones).
+    # Every request of this source guesses (its read-ahead runs beside the cache check):
+    # the measured ones, those with the index cached, the cache hit.
     tried = r.guesses["hit"] + r.guesses["miss"]
     guessed = f"window guessed with the index records: {r.guesses['hit']} of {tried} guesses hit"
     return replace(first, name=name, note=f"{first.note}; {guessed}")

@@ -31,8 +31,9 @@ class Settings(BaseSettings):
     # default would hang every API call that long while MongoDB is down).
     mongo_timeout_ms: int = Field(5000, alias="MONGO_TIMEOUT_MS", ge=100)
     # How long a call waits on an open connection that has gone silent. Without it a
-    # request whose reply is lost hangs for good, and with it the batch of ledger and
-    # lease calls it belongs to; every call Tapedeck makes answers in milliseconds.
+    # request whose reply is lost waits until the driver's monitor gives up on the
+    # server (if ever), holding the batch of ledger and lease calls it belongs to;
+    # every call Tapedeck makes answers in milliseconds.
     mongo_socket_timeout_ms: int = Field(20000, alias="MONGO_SOCKET_TIMEOUT_MS", ge=100)
 
     s3_endpoint: str | None = Field("http://127.0.0.1:7070", alias="S3_ENDPOINT")
