@@ -104,7 +104,8 @@ async def register(settings: Settings, path: Path, say: object = print) -> Episo
                 )  # fmt: skip
                 index = await store.seek_index(TENANT, EPISODE_ID)
                 assert index is not None
-                saved = {"episode": episode.model_dump(mode="json"), "index": index.model_dump()}
+                saved = {"episode": episode.model_dump(mode="json", exclude={"seek_directory"}),
+                         "index": index.model_dump()}  # fmt: skip
                 await asyncio.to_thread(cached.write_text, json.dumps(saved))
                 log(f"[clip memory] registered in {time.monotonic() - t0:.0f} s (scan cached)")
                 return episode
@@ -121,7 +122,12 @@ async def register(settings: Settings, path: Path, say: object = print) -> Episo
 
             await media.upload_stream(index_key, body(), "application/octet-stream")
             episode = Episode.model_validate(
-                {**saved["episode"], "s3_key": key, "seek_index_key": index_key}
+                {
+                    **saved["episode"],
+                    "s3_key": key,
+                    "seek_index_key": index_key,
+                    "seek_directory": seek_index.encode_directory(index),
+                }
             )
             await store.insert(episode, index)
             log(f"[clip memory] uploaded and indexed in {time.monotonic() - t0:.0f} s "

@@ -41,6 +41,8 @@ async def clip_runner(settings: ClipperSettings) -> AsyncIterator[StageRunner]:
             cutter=FFmpegCutter(kit.media, FFmpeg.from_settings(settings), episodes),
             config=ClipConfig(settings.clip_max_duration_ms, settings.clip_url_expiry_s),
         )
+        # Before the database closes: the records of clips already answered for.
+        stack.push_async_callback(handler.settle)
         yield kit.runner(
             Stage.CLIP,
             TOPICS.clip_requests,

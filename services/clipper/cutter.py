@@ -1,7 +1,9 @@
 """Cutting a clip out of an episode, reading only the bytes it needs.
 
 MP3 episodes carry a seek index of real frame offsets: the cutter fetches just the byte
-window around the clip with one ranged GET (:mod:`.seek_windows`). A stream copy to MP3
+window around the clip with one ranged GET (:mod:`.seek_windows`); for a small in-process
+cut, a slightly wider window found from the episode's seek directory, with no index read
+first. A stream copy to MP3
 is then done in process (:mod:`.mp3_cut`): the window is streamed through a frame
 parser, the wanted frames go straight to the output behind a fresh Xing/LAME frame, and
 no process is started. Accurate mode decodes the window with ffmpeg from a short pre-roll
@@ -60,6 +62,9 @@ CUT_WORKDIR_PREFIX = "tapedeck-clip-"
 # oldest first, beyond READ_AHEAD_TOTAL.
 READ_AHEAD_MAX = 1 << 20
 READ_AHEAD_TOTAL = 8 << 20
+# A window read ahead goes to the frame cutter in slices of this, so it stops parsing
+# once it has every wanted frame (a directory window runs on for some seconds).
+FEED_SLICE = 64 << 10
 
 
 class SourceUnreadable(PermanentError):
@@ -109,15 +114,19 @@ class FFmpegCutter:
         self._ahead_bytes = 0
         # Reads of a window guessed before the index answered: those that covered it.
         self.guesses: Counter[str] = Counter()
+        # Windows found from the episode's directory, with no index read.
+        self.directory_windows = 0
 
     async def prefetch(self, episode: Episode, plan: ClipPlan) -> None:
-        """While the handler checks the cache: look up the clip's byte window (one small
-        ranged GET of index records), and for an in-process copy of a small window, read
-        it too: for a constant-bit-rate source, from a guess made before the index
-        answers, read at the same time (see ``guess_range``); else once it has. Only with
-        the binary index: a cache hit should not wait on loading a MongoDB index copy. A
-        hit wastes these reads; most hits never reach the clipper (the API answers them),
-        and what reaches it is mostly misses."""
+        """While the handler checks the cache: look up the clip's byte window, and for an
+        in-process copy of a small window, read it too. From the episode's directory
+        when it has one (no index read: a window up to a step wider on each side); else
+        from one small ranged GET of index records, and for a constant-bit-rate source
+        the window from a guess made before the index answers, read at the same time
+        (see ``guess_range``), or once it has. Only with the binary index: a cache hit
+        should not wait on loading a MongoDB index copy. A hit wastes these reads; most
+        hits never reach the clipper (the API answers them), and what reaches it is
+        mostly misses."""
         if not (episode.seek_indexed and episode.seek_index_key):
             return
         try:
@@ -135,6 +144,13 @@ class FFmpegCutter:
     ) -> tuple[Window | None, bytes | None]:
         in_process = self._in_process(episode, plan)
         shift_ms = self._shift_ms(episode)
+        if in_process:
+            wide = self.windows.from_directory(
+                episode, plan.start_ms + shift_ms, plan.end_ms + shift_ms
+            )
+            if wide is not None and wide.last - wide.first < READ_AHEAD_MAX:
+                self.directory_windows += 1
+                return wide, await self._media.get_range(episode.s3_key, wide.first, wide.last)
         guess = guess_range(episode, plan.start_ms + shift_ms, plan.end_ms + shift_ms)
         if not in_process or guess is None or guess[1] - guess[0] >= READ_AHEAD_MAX:
             window = await self._window(episode, plan)
@@ -213,7 +229,11 @@ class FFmpegCutter:
             with out.open("wb") as fh:
                 if data is not None:
                     read = len(data)
-                    fh.write(clip.feed(data))
+                    # In slices: the frames past the last one wanted are not parsed.
+                    for at in range(0, len(data), FEED_SLICE):
+                        fh.write(clip.feed(data[at : at + FEED_SLICE]))
+                        if clip.satisfied:
+                            break
                 else:
                     chunks = self._media.iter_bytes(episode.s3_key, window.first, window.last)
                     async with contextlib.aclosing(chunks):

@@ -1,11 +1,18 @@
 """The clip stage: ``clip.requested`` in, ``clip.ready`` out (failures raise and become
-``clip.failed`` in the stage runner). Pure logic on typed events and ports."""
+``clip.failed`` in the stage runner). Pure logic on typed events and ports.
+
+The answer goes out as soon as the clip is in storage: its record and the request's log
+entry are written after it (:meth:`ClipHandler.settle` waits for them). The record only
+lets later requests skip the storage check; one lost with the process is rewritten by
+the next request for the clip, which finds the object without it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -23,6 +30,12 @@ from services.common.context import StageContext
 from services.common.episodes import Episode
 from services.common.media_types import CONTENT_TYPES
 from services.common.ports import ClipRepo, Clock, EpisodeRepo, MediaPort
+
+logger = logging.getLogger(__name__)
+
+# Records and log entries being written after their answers went out, at most: past it,
+# a request waits for its own, so a slow database holds the stage back, not memory.
+MAX_AFTER_REPLY = 256
 
 
 class CutResult(Protocol):
@@ -77,6 +90,7 @@ class ClipHandler:
         self._clock = clock
         # One cut per clip key in this process; the unique index covers other processes.
         self._inflight: dict[str, asyncio.Future[Produced]] = {}
+        self._after: set[asyncio.Task[None]] = set()
 
     async def __call__(self, event: Event, ctx: StageContext) -> Sequence[Event]:
         if not isinstance(event, ClipRequested):
@@ -146,19 +160,18 @@ class ClipHandler:
             self._read_ahead(episode, plan), self._media.head(plan.key)
         )
         if cached is not None:
-            await asyncio.gather(self._heal(plan, cached.size), _logged(log, True))
+            await self._after_reply(self._heal(plan, cached.size), _logged(log, True))
             return Produced(cached.size, cache_hit=True)
         t0 = self._clock()
-        logged: asyncio.Task[None] | None = None
+        cut_made = False
         try:
             async with self._cutter.cut(episode, plan) as cut:
-                # The clip exists: the request is logged while it uploads.
-                logged = asyncio.create_task(_logged(log, False))
+                cut_made = True
                 size = await self._media.upload_file(plan.key, cut.path, CONTENT_TYPES[plan.format])
         except BaseException as exc:
-            if logged is not None:
+            if cut_made:
                 with contextlib.suppress(Exception):
-                    await logged  # a failed upload was still asked for: its log may stand
+                    await _logged(log, False)  # a failed upload was still asked for
             # Whatever the cut made of it, a source that is gone is the answer. Checked
             # only when a cut fails: a cut reads the source, so it fails without one.
             if isinstance(exc, Exception) and await self._media.head(episode.s3_key) is None:
@@ -167,9 +180,22 @@ class ClipHandler:
                 ) from exc
             raise
         took_ms = round((self._clock() - t0) * 1000)
-        assert logged is not None  # set once the cut succeeded
-        await asyncio.gather(self._clips.insert(plan, size, took_ms), logged)
+        await self._after_reply(self._clips.insert(plan, size, took_ms), _logged(log, False))
         return Produced(size, cache_hit=False)
+
+    async def _after_reply(self, *writes: Awaitable[object]) -> None:
+        """Write these once the answer is out; now, when too many are still going."""
+        if len(self._after) >= MAX_AFTER_REPLY:
+            await _written(writes)
+            return
+        task = asyncio.create_task(_written(writes))
+        self._after.add(task)
+        task.add_done_callback(self._after.discard)
+
+    async def settle(self) -> None:
+        """Wait for the records and log entries still being written (on the way out)."""
+        while self._after:
+            await asyncio.gather(*self._after, return_exceptions=True)
 
     async def _read_ahead(self, episode: Episode, plan: ClipPlan) -> None:
         if isinstance(self._cutter, ReadsAhead):
@@ -187,6 +213,15 @@ _Log = Callable[[bool], Awaitable[None]]
 async def _logged(log: _Log | None, cache_hit: bool) -> None:
     if log is not None:
         await log(cache_hit)
+
+
+async def _written(writes: Sequence[Awaitable[object]]) -> None:
+    for result in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(result, Exception):
+            # The clip is in storage and answered for: a later request rewrites a record
+            # this lost. Only the kind of error: its text may name hosts or keys.
+            logger.warning("a clip's record or request log was not written: %s",
+                        type(result).__name__)  # fmt: skip
 
 
 def clip_failed(event: Event, error: ErrorInfo) -> Event:

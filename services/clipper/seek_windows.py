@@ -7,6 +7,10 @@ key), so they are kept in a bounded LRU.
 
 Episodes registered before the binary index have theirs only in MongoDB, one document
 with every entry; it is loaded once and kept, compactly, in an LRU bounded by entries.
+
+An episode with a seek directory (``Episode.seek_directory``) gives a wider window with no
+read at all (:meth:`SeekWindows.from_directory`): worth it where reading a few seconds
+more costs less than a round trip, as for a small in-process cut.
 """
 
 from __future__ import annotations
@@ -137,8 +141,11 @@ class SeekWindows:
         *,
         max_blocks: int = 256,
         max_legacy_entries: int = 500_000,
+        max_directories: int = 256,
     ) -> None:
         self.blocks = IndexBlocks(media, max_blocks=max_blocks)
+        self._directories: OrderedDict[bytes, tuple[list[float], list[int]]] = OrderedDict()
+        self._max_directories = max_directories
         self._episodes = episodes
         self._legacy: OrderedDict[tuple[str, str, str], _Legacy] = OrderedDict()
         self._legacy_entries = 0
@@ -168,6 +175,31 @@ class SeekWindows:
             return None
         t0, lo, hi = byte_window(
             legacy.times_ms, legacy.offsets, legacy.size_bytes, start_ms, end_ms, preroll_ms
+        )
+        return Window(t0, lo, hi)
+
+    def from_directory(
+        self, episode: Episode, start_ms: float, end_ms: float, preroll_ms: int = 500
+    ) -> Window | None:
+        """A window covering what :meth:`window` covers, and up to a directory step more
+        on each side, from the episode's directory; None when it has none."""
+        data = episode.seek_directory
+        if not data:
+            return None
+        entries = self._directories.get(data)
+        if entries is None:
+            try:
+                entries = seek_index.decode_directory(data)
+            except seek_index.IndexFormatError:
+                return None  # a format this clipper does not know: the index still answers
+            self._directories[data] = entries
+            while len(self._directories) > self._max_directories:
+                self._directories.popitem(last=False)
+        else:
+            self._directories.move_to_end(data)
+        times, offsets = entries
+        t0, lo, hi = seek_index.directory_window(
+            times, offsets, episode.size_bytes, start_ms, end_ms, preroll_ms
         )
         return Window(t0, lo, hi)
 

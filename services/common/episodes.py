@@ -52,6 +52,9 @@ class Episode(BaseModel):
     # The binary seek index beside the source (services.common.seek_index); None for
     # episodes registered before it existed, whose index is only in MongoDB.
     seek_index_key: str | None = None
+    # The index's coarse directory (services.common.seek_index.encode_directory), a few
+    # kB; None for episodes registered before it, and where a reader leaves it out.
+    seek_directory: bytes | None = Field(None, repr=False)
     registered_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -99,15 +102,22 @@ def episode_doc_id(tenant_id: str, episode_id: str) -> str:
 
 
 class EpisodeStore:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    """``directories=False`` leaves each episode's seek directory out of what is read:
+    only a clipper cuts from it, and other services keep episodes cached by the
+    thousand."""
+
+    def __init__(self, db: AsyncDatabase[Doc], *, directories: bool = True) -> None:
         self._episodes = db[EPISODES]
         self._index = db[SEEK_INDEX]
+        self._projection: dict[str, int] | None = None if directories else {"seek_directory": 0}
 
     async def ensure_indexes(self) -> None:
         await self._episodes.create_index([("tenant_id", 1), ("registered_at", -1)])
 
     async def get(self, tenant_id: str, episode_id: str) -> Episode | None:
-        doc = await self._episodes.find_one({"_id": episode_doc_id(tenant_id, episode_id)})
+        doc = await self._episodes.find_one(
+            {"_id": episode_doc_id(tenant_id, episode_id)}, self._projection
+        )
         return Episode.model_validate(doc) if doc else None
 
     async def seek_index(self, tenant_id: str, episode_id: str) -> SeekIndex | None:
@@ -129,7 +139,8 @@ class EpisodeStore:
             await self._index.replace_one({"_id": doc_id}, index.model_dump(), upsert=True)
 
     async def list(self, tenant_id: str, limit: int = 100) -> list[Episode]:
-        cursor = self._episodes.find({"tenant_id": tenant_id}).sort("registered_at", -1)
+        cursor = self._episodes.find({"tenant_id": tenant_id}, self._projection)
+        cursor = cursor.sort("registered_at", -1)
         return [Episode.model_validate(d) async for d in cursor.limit(limit)]
 
 
@@ -144,6 +155,7 @@ def episode_from_probe(
     duration_ms: int | None,
     skip_samples: int = 0,
     seek_index_key: str | None = None,
+    seek_directory: bytes | None = None,
 ) -> Episode:
     return Episode(
         episode_id=episode_id,
@@ -159,6 +171,7 @@ def episode_from_probe(
         seek_indexed=index is not None,
         start_skip_samples=skip_samples,
         seek_index_key=seek_index_key,
+        seek_directory=seek_directory,
     )
 
 

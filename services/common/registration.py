@@ -60,6 +60,7 @@ def _episode(
         episode_id=episode_id, tenant_id=tenant_id, s3_key=s3_key, probe=a.probe,
         size_bytes=size, index=a.index, duration_ms=a.duration_ms, skip_samples=a.skip_samples,
         seek_index_key=index_key,
+        seek_directory=seek_index.encode_directory(a.index) if a.index is not None else None,
     )  # fmt: skip
 
 

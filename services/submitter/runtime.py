@@ -174,7 +174,8 @@ async def open_runtime(
     async with AsyncExitStack() as stack:
         mongo = await stack.enter_async_context(_mongo(settings, client_id))
         db = database(mongo, settings)
-        keys, episodes, clips, jobs = KeyStore(db), EpisodeStore(db), ClipStore(db), JobStore(db)
+        keys, clips, jobs = KeyStore(db), ClipStore(db), JobStore(db)
+        episodes = EpisodeStore(db, directories=False)  # the API cuts nothing
         production = ProductionJobs(db)
         guard = JobGuard(db, Limits(settings.job_rate_per_minute, settings.job_max_in_flight))
         await asyncio.gather(

@@ -19,6 +19,7 @@ from schemas.codes import Kind, kind_of
 from schemas.names import Stage
 from services.clipper.cutter import FFmpegCutter, SourceUnreadable
 from services.clipper.handler import ClipConfig, ClipHandler
+from services.common import seek_index
 from services.common.clip_rules import ClipPlan, ClipRejected
 from services.common.clips import ClipStore
 from services.common.episodes import Episode, EpisodeStore
@@ -84,6 +85,7 @@ class Env:
         )
         (out,) = await self.handler(req, context_for(req, Stage.CLIP))
         assert isinstance(out, ClipReady)
+        await self.handler.settle()
         return out
 
 
@@ -158,9 +160,31 @@ async def test_clip_is_the_right_part_and_length(
 
 async def test_mp3_clips_read_only_their_byte_window(env: Env) -> None:
     ep = await env.register("vbr", duration_s=120)
+    assert ep.seek_directory is not None
+    await env.clip(ep.episode_id, 60_000, 5000)
+    # From the episode's directory: no index read, the entries around the clip.
+    times, offsets = seek_index.decode_directory(ep.seek_directory)
+    shift_ms = ep.start_skip_samples * 1000 / 44100
+    _, first, last = seek_index.directory_window(
+        times, offsets, ep.size_bytes, 60_000 + shift_ms, 65_000 + shift_ms
+    )
+    assert env.cutter.last_bytes_read == last - first + 1
+    assert env.cutter.directory_windows == 1 and env.cutter.windows.blocks.gets == 0
+    # 5 s plus pre-roll and up to a 10 s step either side, of ~120 s: at most a fifth.
+    assert last - first + 1 < ep.size_bytes * 0.2, (first, last, ep.size_bytes)
+
+
+async def test_without_the_directory_a_clip_reads_the_index_window(env: Env) -> None:
+    ep = await env.register("vbr", duration_s=120)
+    env.handler = ClipHandler(
+        episodes=EpisodeStore(database(connect(env.settings), env.settings), directories=False),
+        clips=env.clips,
+        media=env.media, cutter=env.cutter, config=ClipConfig(600_000, 3600),
+    )  # fmt: skip
     await env.clip(ep.episode_id, 60_000, 5000)
     read = env.cutter.last_bytes_read
-    assert read is not None
+    assert read is not None and env.cutter.directory_windows == 0
+    assert env.cutter.windows.blocks.gets == 1
     # 5 s of a ~120 s file plus pre-roll and one index step either side: well under 10%.
     assert read < ep.size_bytes * 0.1, (read, ep.size_bytes)
 

@@ -74,6 +74,34 @@ async def test_the_seek_index_is_stored_beside_the_source_as_the_binary_index(
     await mongo.close()
 
 
+async def test_the_episode_carries_its_directory_and_readers_may_leave_it_out(
+    settings: Settings, tmp_path: Path
+) -> None:
+    mongo = connect(settings)
+    db = database(mongo, settings)
+    store, lean = EpisodeStore(db), EpisodeStore(db, directories=False)
+    src = audio.make_episode(tmp_path / "a.mp3", "vbr", 30)
+    async with MediaStore.from_settings(settings) as media:
+        ep = await register_file(src, episode_id="ep-dir", tenant_id="acme", filename=src.name,
+                                 store=lean, media=media,
+                                 ffmpeg=FFmpeg.from_settings(settings))  # fmt: skip
+    index = await store.seek_index("acme", "ep-dir")
+    assert index is not None and ep.seek_directory == seek_index.encode_directory(index)
+    # Stored as written (bytes, not text), and read back whole by a clipper's store.
+    read = await store.get("acme", "ep-dir")
+    assert read is not None and read.seek_directory == ep.seek_directory
+    times, offsets = seek_index.decode_directory(read.seek_directory)
+    assert times[0] == index.times_ms[0] and offsets[0] == index.offsets[0]
+    # The API's store leaves it out of what it reads, and only that.
+    (listed,) = [e for e in await lean.list("acme") if e.episode_id == "ep-dir"]
+    for got in (await lean.get("acme", "ep-dir"), listed):
+        assert got is not None and got.seek_directory is None
+        assert got.model_dump(exclude={"seek_directory"}) == read.model_dump(
+            exclude={"seek_directory"}
+        )
+    await mongo.close()
+
+
 async def test_registration_by_key_only_from_the_tenants_ingest_prefix(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -278,3 +278,57 @@ def test_no_guess_without_a_constant_mp3_rate(vbr: Path) -> None:
     assert seek_windows.guess_range(odd, 0, 1000) is None
     m4a = episode.model_copy(update={"bit_rate": 128_000, "codec": "aac"})
     assert seek_windows.guess_range(m4a, 0, 1000) is None
+
+
+def with_directory(episode: Episode, index: SeekIndex) -> Episode:
+    return episode.model_copy(update={"seek_directory": seek_index.encode_directory(index)})
+
+
+@pytest.mark.parametrize(
+    ("start", "dur"), [(0, 3000), (2000, 1000), (6000, 3000), (9_317, 4000), (17_000, 5000)]
+)
+async def test_a_window_from_the_directory_cuts_the_same_clip_with_no_index_read(
+    vbr: Path, start: int, dur: int
+) -> None:
+    cutter, media, _, ffmpeg, episode, index = world(vbr)
+    episode = with_directory(episode, index)
+    plan = plan_clip(episode, start, dur, "mp3", False, 600_000)
+    await cutter.prefetch(episode, plan)
+    async with cutter.cut(episode, plan) as cut:
+        made = cut.path.read_bytes()
+    # One read, of the source only: its window starts on a directory entry (a step is
+    # 10 s, so a clip of this 20 s file starts reading at 0 s or 10 s).
+    ((key, first, last),) = media.gets
+    assert key == episode.s3_key and first in (index.offsets[0], index.offsets[10])
+    assert cut.bytes_read == (last or 0) - first + 1 and cutter.directory_windows == 1
+    assert ffmpeg.used == [] and cutter.guesses == {}
+    # Byte for byte the clip the index's own (narrower) window gives.
+    source = media.objects[episode.s3_key]
+    assert made == expected(episode, index, source, plan.start_ms, plan.duration_ms)
+
+
+async def test_a_directory_window_too_large_to_read_ahead_goes_by_the_index(
+    vbr: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cutter, media, _, _, episode, index = world(vbr)
+    episode = with_directory(episode, index)
+    # The directory's window here is 0-10 s (57 kB), the index's about 3 s (17 kB).
+    monkeypatch.setattr("services.clipper.cutter.READ_AHEAD_MAX", 40_000)
+    plan = plan_clip(episode, 6000, 1000, "mp3", False, 600_000)
+    await cutter.prefetch(episode, plan)
+    async with cutter.cut(episode, plan) as cut:
+        made = cut.path.read_bytes()
+    assert [g[0] for g in media.gets] == [episode.seek_index_key, episode.s3_key]
+    assert cutter.directory_windows == 0
+    assert made == expected(episode, index, media.objects[episode.s3_key], 6000, 1000)
+
+
+async def test_a_directory_of_an_unknown_format_is_passed_over(vbr: Path) -> None:
+    cutter, media, _, _, episode, index = world(vbr)
+    episode = episode.model_copy(update={"seek_directory": b"\x09" + bytes(20)})
+    plan = plan_clip(episode, 6000, 3000, "mp3", False, 600_000)
+    await cutter.prefetch(episode, plan)
+    async with cutter.cut(episode, plan) as cut:
+        made = cut.path.read_bytes()
+    assert [g[0] for g in media.gets] == [episode.seek_index_key, episode.s3_key]
+    assert made == expected(episode, index, media.objects[episode.s3_key], 6000, 3000)

@@ -130,6 +130,7 @@ def req(episode_id: str = "ep", start: int = 1000, dur: int = 2000, **kw: object
 async def call(world: World, event: ClipRequested) -> ClipReady:
     (out,) = await world.handler(event, context_for(event, Stage.CLIP))
     assert isinstance(out, ClipReady)
+    await world.handler.settle()
     return out
 
 
@@ -281,3 +282,98 @@ def test_a_failure_answers_the_request_it_failed() -> None:
     assert (failed.producer, failed.episode_id, failed.error) == (
         Producer.CLIPPER, "ep-9", error
     )  # fmt: skip
+
+
+class GatedClips(Clips):
+    """Clips whose writes wait for ``gate``; ``fail`` makes the record's write raise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail: Exception | None = None
+
+    async def insert(
+        self, plan: ClipPlan, size_bytes: int, generation_ms: int
+    ) -> dict[str, object]:
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return await super().insert(plan, size_bytes, generation_ms)
+
+    async def log_request(self, plan: ClipPlan, tenant_id: str, cache_hit: bool) -> None:
+        await self.gate.wait()
+        await super().log_request(plan, tenant_id, cache_hit)
+
+
+def gated(tmp_path: Path) -> tuple[World, GatedClips]:
+    world = make(tmp_path)
+    clips = GatedClips()
+    world.handler = ClipHandler(
+        episodes=MemoryEpisodes(EPISODE), clips=clips, media=world.media, cutter=world.cutter,
+        config=ClipConfig(600_000, 60), clock=world.cutter._clock,
+    )  # fmt: skip
+    world.clips = clips
+    return world, clips
+
+
+async def answer(world: World, event: ClipRequested) -> ClipReady:
+    """The handler's answer, without waiting for what it writes after it."""
+    (out,) = await world.handler(event, context_for(event, Stage.CLIP))
+    assert isinstance(out, ClipReady)
+    return out
+
+
+async def test_the_answer_goes_out_before_the_record_and_the_log_are_written(
+    tmp_path: Path,
+) -> None:
+    world, clips = gated(tmp_path)
+    out = await answer(world, req())
+    # The clip is in storage when it is answered for; its record and log come after.
+    assert out.s3_key == KEY and world.media.uploads == [KEY] and not out.cache_hit
+    assert clips.inserted == [] and clips.requests == []
+    clips.gate.set()
+    await world.handler.settle()
+    assert clips.inserted == [(KEY, 42, 1500)] and clips.requests == [(KEY, "acme", False)]
+    # A hit answered by the clipper checks (and heals) the record after its answer too.
+    del clips.docs[KEY]
+    clips.gate.clear()
+    assert (await answer(world, req())).cache_hit and KEY not in clips.docs
+    clips.gate.set()
+    await world.handler.settle()
+    assert clips.docs[KEY]["file_size_bytes"] == 42 and len(clips.requests) == 2
+
+
+async def test_a_record_not_written_costs_no_answer_and_the_next_request_writes_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world, clips = gated(tmp_path)
+    clips.gate.set()
+    clips.fail = ConnectionError("mongodb://admin:hunter2@db.internal:27017 went away")
+    out = await answer(world, req())
+    await world.handler.settle()
+    assert not out.cache_hit and KEY not in clips.docs
+    (warning,) = [r for r in caplog.records if r.name == "services.clipper.handler"]
+    assert "ConnectionError" in warning.getMessage()
+    assert "hunter2" not in caplog.text and "db.internal" not in caplog.text
+    # The object is there without its record: the next request finds it and records it.
+    clips.fail = None
+    again = await call(world, req())
+    assert again.cache_hit and clips.docs[KEY]["file_size_bytes"] == 42
+    assert world.cutter.cuts == 1
+
+
+async def test_past_the_bound_a_request_waits_for_its_own_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.clipper.handler.MAX_AFTER_REPLY", 1)
+    world, clips = gated(tmp_path)
+    await answer(world, req())  # its writes held at the gate: the bound is reached
+    second = asyncio.create_task(answer(world, req(start=5000)))
+    done, _ = await asyncio.wait({second}, timeout=0.3)
+    assert not done and world.media.uploads == [KEY, "audio_clips/acme/ep/5000-7000.mp3"]
+    clips.gate.set()
+    out = await second
+    # It returned once its own record was in.
+    assert out.s3_key in clips.docs
+    await world.handler.settle()
+    assert len(clips.requests) == 2

@@ -156,3 +156,39 @@ async def test_the_mongodb_copies_kept_are_bounded_by_entries() -> None:
     assert episodes.index_loads == 4
     await windows.window(eps[0], 5000, 6000)
     assert episodes.index_loads == 5
+
+
+async def test_a_directory_window_needs_no_read_and_decoded_directories_are_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[int] = []
+    decode = seek_index.decode_directory
+
+    def counting(data: bytes) -> tuple[list[float], list[int]]:
+        decoded.append(len(data))
+        return decode(data)
+
+    monkeypatch.setattr(seek_index, "decode_directory", counting)
+    indexes = [grid_index(s) for s in (600, 1200, 1800)]
+    eps = [
+        episode(ix, episode_id=f"ep{i}").model_copy(
+            update={"seek_directory": seek_index.encode_directory(ix)}
+        )
+        for i, ix in enumerate(indexes)
+    ]
+    media = RangedMemoryMedia()
+    windows = SeekWindows(media, CountingEpisodes(*eps), max_directories=2)
+    for ep, ix in [(eps[0], indexes[0]), (eps[0], indexes[0]), (eps[1], indexes[1])]:
+        got = windows.from_directory(ep, 300_000, 330_000)
+        times, offsets = seek_index.decode(seek_index.encode(ix)).times_ms, ix.offsets
+        assert got is not None and got.first in offsets and got.start_ms in times
+        assert got.start_ms <= 299_500 and got.first <= ix.window(300_000, 330_000)[1]
+    assert media.gets == [] and len(decoded) == 2  # the first episode's decoded once
+    windows.from_directory(eps[2], 0, 1000)  # a third: the least recently used goes
+    windows.from_directory(eps[1], 0, 1000)
+    windows.from_directory(eps[0], 0, 1000)
+    assert len(decoded) == 4
+    # No directory, or one this clipper cannot read: no window from it.
+    assert windows.from_directory(episode(indexes[0]), 0, 1000) is None
+    odd = eps[0].model_copy(update={"seek_directory": b"\x07" + bytes(12)})
+    assert windows.from_directory(odd, 0, 1000) is None

@@ -1,5 +1,5 @@
 """The binary seek index: its round trip, and that the few records a clip reads by range
-give the same byte window as the whole index."""
+give the same byte window as the whole index; the directory's windows cover the index's."""
 
 from __future__ import annotations
 
@@ -101,3 +101,63 @@ def test_what_is_not_an_index_is_refused(bad: bytes) -> None:
 def test_an_empty_index_cannot_be_encoded() -> None:
     with pytest.raises(ValueError):
         seek_index.encode(SeekIndex(times_ms=[], offsets=[], size_bytes=0))
+
+
+@pytest.mark.parametrize(
+    ("duration_s", "step_ms"),
+    [(60, 10_000), (2 * 3600, 10_000), (3 * 3600, 11_000), (24 * 3600, 85_000)],
+)
+def test_the_directory_is_the_index_on_a_coarser_grid_and_stays_small(
+    duration_s: int, step_ms: int
+) -> None:
+    index = scanned(duration_s)
+    data = seek_index.encode_directory(index)
+    assert len(data) <= 2 + 4 + seek_index.DIRECTORY_MAX_RECORDS * 8
+    times, offsets = seek_index.decode_directory(data)
+    assert len(times) == int(index.times_ms[-1] // step_ms) + 1
+    # Each entry is the index's entry at its grid point, exactly.
+    for k in range(len(times)):
+        i = index.times_ms.index(next(t for t in index.times_ms if t >= k * step_ms))
+        assert times[k] == pytest.approx(index.times_ms[i], abs=0.001)
+        assert offsets[k] == index.offsets[i]
+
+
+def test_a_directory_window_covers_the_clip_and_its_tail_and_at_most_a_step_more() -> None:
+    index = scanned(3 * 3600, seed=3)
+    times, offsets = seek_index.decode_directory(seek_index.encode_directory(index))
+    step = 11_000
+    rng = random.Random(11)
+    for _ in range(500):
+        start = rng.uniform(0, 3 * 3600_000 - 1000)
+        end = start + rng.choice([1000, 30_000, 600_000])
+        t0, first, last = seek_index.directory_window(times, offsets, index.size_bytes, start, end)
+        i_t0, i_first, _ = index.window(start, end)
+        assert first <= i_first and t0 <= i_t0, (start, end)
+        # It starts on an entry (a frame, at its packet time) at most a step early...
+        assert offsets[times.index(t0)] == first and start - 500 - t0 < step + 100
+        # ...and ends where an entry at most a step past the clip's end (and tail) begins.
+        if last < index.size_bytes - 1:
+            j = offsets.index(last + 1)
+            assert end + seek_index.DIRECTORY_TAIL_MS <= times[j] < end + 500 + step + 100
+
+
+def test_a_directory_window_at_the_end_reads_to_the_end_of_the_source() -> None:
+    index = scanned(60)
+    times, offsets = seek_index.decode_directory(seek_index.encode_directory(index))
+    _, _, last = seek_index.directory_window(times, offsets, index.size_bytes, 55_000, 59_900)
+    assert last == index.size_bytes - 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"",
+        b"\x01",
+        b"\x02" + bytes(11),
+        b"\x01" + bytes(4),
+        seek_index.encode_directory(scanned(30))[:-3],
+    ],
+)
+def test_what_is_not_a_directory_is_refused(bad: bytes) -> None:
+    with pytest.raises(seek_index.IndexFormatError):
+        seek_index.decode_directory(bad)
