@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 import pytest
 
 from services.common.errors import PermanentError, TransientError
 from services.common.keys import audio_key, clip_key, episode_key, render_key
-from services.common.media_store import MediaStore, ObjectNotFound
+from services.common.media_store import PARTS_IN_FLIGHT, MediaStore, ObjectNotFound
 from services.common.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -179,6 +181,61 @@ async def test_failed_multipart_is_aborted(small_part_store: MediaStore) -> None
     key = audio_key("job-broken", "x.mp3")
     with pytest.raises(RuntimeError, match="producer died"):
         await store.upload_stream(key, broken())
+    assert await store.head(key) is None
+    assert await store.incomplete_uploads(key) == []
+
+
+class PartWatch:
+    """Wraps a store's ``upload_part``: how many were in flight at most; part ``fail_at``
+    raises (a connection reset) once the parts before it are on their way."""
+
+    def __init__(self, store: MediaStore, fail_at: int | None = None) -> None:
+        self.in_flight = self.most = 0
+        self.numbers: list[int] = []
+        self._upload_part = store.client.upload_part
+        self._fail_at = fail_at
+        store.client.upload_part = self
+
+    async def __call__(self, **kw: object) -> object:
+        self.numbers.append(int(kw["PartNumber"]))  # type: ignore[call-overload]
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.05)  # a slow link: the next parts go out meanwhile
+            if kw["PartNumber"] == self._fail_at:
+                raise aiohttp.ServerDisconnectedError()
+            return await self._upload_part(**kw)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_parts_go_out_a_few_at_once_and_land_in_order(
+    small_part_store: MediaStore, tmp_path: Path
+) -> None:
+    store = small_part_store
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(27 * MiB))  # 5 parts of 5 MiB and one of 2
+    watch = PartWatch(store)
+    key = render_key("job-parts", "big.mp4")
+    assert await store.upload_file(key, src) == 27 * MiB
+    assert watch.most == PARTS_IN_FLIGHT and sorted(watch.numbers) == [1, 2, 3, 4, 5, 6]
+    out = tmp_path / "back.bin"
+    assert await store.download_file(key, out) == 27 * MiB
+    assert _sha256_file(out) == _sha256_file(src)
+
+
+async def test_a_part_that_fails_aborts_the_upload_and_stops_the_others(
+    small_part_store: MediaStore, tmp_path: Path
+) -> None:
+    store = small_part_store
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(27 * MiB))
+    watch = PartWatch(store, fail_at=2)
+    key = render_key("job-parts-fail", "big.mp4")
+    with pytest.raises(TransientError):
+        await store.upload_file(key, src)
+    # Parts past the failure were not all sent, and nothing is left behind.
+    assert max(watch.numbers) < 6 and watch.in_flight == 0
     assert await store.head(key) is None
     assert await store.incomplete_uploads(key) == []
 
