@@ -93,7 +93,7 @@ def _gone(pid: int) -> bool:
         return True
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone while being read: ESRCH
         return True
     # Killed but not yet reaped by whoever adopted it: dead all the same.
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
@@ -165,6 +165,13 @@ async def test_abandon_kills_what_runs_and_deletes_what_is_open(tmp_path: Path) 
         (work / "part.wav").write_bytes(b"RIFF")
         task = asyncio.create_task(runner.run([str(script), str(pidfile)], timeout_s=60))
         child = await _read_pid(pidfile)
+        # The child can write its pid before the spawn has returned and registered it
+        # (a loaded machine): abandon kills what is registered, so wait for that.
+        for _ in range(1000):
+            if child in runner._LIVE_GROUPS:
+                break
+            await asyncio.sleep(0.01)
+        assert child in runner._LIVE_GROUPS
         runner.abandon()  # as from another thread: no awaiting
         assert not work.exists()
         assert await _eventually_gone(child)
