@@ -220,8 +220,9 @@ async def _written(writes: Sequence[Awaitable[object]]) -> None:
         if isinstance(result, Exception):
             # The clip is in storage and answered for: a later request rewrites a record
             # this lost. Only the kind of error: its text may name hosts or keys.
-            logger.warning("a clip's record or request log was not written: %s",
-                        type(result).__name__)  # fmt: skip
+            logger.warning(
+                "a clip's record or request log was not written: %s", type(result).__name__
+            )
 
 
 def clip_failed(event: Event, error: ErrorInfo) -> Event:
