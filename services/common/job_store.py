@@ -126,10 +126,18 @@ class JobStore:
     async def job(self, job_id: str) -> Doc | None:
         """The job with every stage's document under ``stages``."""
         job = await self._jobs.find_one({"_id": job_id})
-        stages = {d["stage"]: d async for d in self._stages.find({"job_id": job_id})}
+        stages = (await self.stages_of(job_id))[job_id]
         if job is None and not stages:
             return None
         return {**(job or {"_id": job_id, "job_id": job_id}), "stages": stages}
+
+    async def stages_of(self, *job_ids: str) -> dict[str, dict[str, Doc]]:
+        """Each job's stage documents by stage name, for several jobs in one query."""
+        out: dict[str, dict[str, Doc]] = {job_id: {} for job_id in job_ids}
+        query = {"job_id": job_ids[0] if len(job_ids) == 1 else {"$in": list(job_ids)}}
+        async for d in self._stages.find(query):
+            out[d["job_id"]][d["stage"]] = d
+        return out
 
 
 class JobStatusRecorder:

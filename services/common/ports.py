@@ -109,6 +109,8 @@ class JobRepo(Protocol):
 
     async def job(self, job_id: str) -> Doc | None: ...
 
+    async def stages_of(self, *job_ids: str) -> dict[str, dict[str, Doc]]: ...
+
 
 # -- media ------------------------------------------------------------------------------------
 

@@ -76,9 +76,10 @@ class ProductionJobs:
             return False
         return True
 
-    async def state(self, job_id: str) -> tuple[Doc, list[str]] | None:
-        """The job folded with its outcomes, and what each outcome did (its timeline)."""
-        job = await self.get(job_id)
+    async def state(self, job_id: str, job: Doc | None = None) -> tuple[Doc, list[str]] | None:
+        """The job folded with its outcomes, and what each outcome did (its timeline).
+        ``job``: its document when the caller has just read it (one read fewer)."""
+        job = job if job is not None else await self.get(job_id)
         if job is None:
             return None
         cursor = self._outcomes.find({"job_id": job_id}).sort(

@@ -179,11 +179,12 @@ class OpsJobs:
             return None
         job = doc
         if doc.get("kind") == "production":
-            found = await self._production.state(job_id)
+            found = await self._production.state(job_id, doc)
             if found is not None:
                 job = found[0]
-        stages = (await self._store.job(job_id) or {}).get("stages", {})
-        voice = (await self._store.job(voice_job_id(job_id)) or {}).get("stages", {})
+        voice_id = voice_job_id(job_id)
+        both = await self._store.stages_of(job_id, voice_id)
+        stages, voice = both[job_id], both[voice_id]
         view = await job_view(job, stages, voice, self._media, self._url_expiry_s)
         rows = stage_rows(stages, voice)
         outcomes = await self._outcome_docs(job_id)

@@ -168,6 +168,13 @@ class MemoryJobs:
             return None
         return {**self.jobs.get(job_id, {"_id": job_id, "job_id": job_id}), "stages": stages}
 
+    async def stages_of(self, *job_ids: str) -> dict[str, dict[str, Doc]]:
+        out: dict[str, dict[str, Doc]] = {job_id: {} for job_id in job_ids}
+        for d in self.stages.values():
+            if d["job_id"] in out:
+                out[d["job_id"]][d["stage"]] = d
+        return out
+
 
 class MemoryMedia:
     """MediaPort over a dict of keys to bytes."""

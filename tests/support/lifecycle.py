@@ -42,9 +42,9 @@ class MemoryJobBook:
         recorded.append((key, event))
         return True
 
-    async def state(self, job_id: str) -> tuple[Doc, list[str]] | None:
+    async def state(self, job_id: str, job: Doc | None = None) -> tuple[Doc, list[str]] | None:
         await asyncio.sleep(0)
-        job = self.jobs.get(job_id)
+        job = job if job is not None else self.jobs.get(job_id)
         if job is None:
             return None
         return fold(job, [e for _, e in self.outcomes.get(job_id, [])])

@@ -119,3 +119,21 @@ async def test_checkpoints_are_kept_per_stage_event_and_step(store) -> None:
     assert await checkpoints.load("audio", "e2", "scene-1") is None
     assert await checkpoints.load("merge", "e1", "scene-1") is None
     assert await db["stage_checkpoints"].count_documents({}) == 1
+
+
+async def test_stages_of_several_jobs_come_back_per_job(store) -> None:
+    js, _ = store
+    await js.transition("job-s", "audio", StageStatus.RUNNING)
+    await js.transition("job-s", "merge.concat", StageStatus.COMPLETED, {"output": "v"})
+    await js.transition("job-s.voice", "voiceover", StageStatus.RUNNING)
+    await js.transition("job-other", "audio", StageStatus.RUNNING)
+    both = await js.stages_of("job-s", "job-s.voice", "job-none")
+    assert sorted(both) == ["job-none", "job-s", "job-s.voice"]
+    assert sorted(both["job-s"]) == ["audio", "merge.concat"]
+    assert both["job-s"]["merge.concat"]["output"] == "v"
+    assert list(both["job-s.voice"]) == ["voiceover"]
+    assert both["job-none"] == {}
+    # One job alone reads the same as through job().
+    one = await js.stages_of("job-s")
+    whole = await js.job("job-s")
+    assert whole is not None and one["job-s"] == whole["stages"]

@@ -93,12 +93,13 @@ def _out(view: JobView) -> JobOut:
 async def read_job(runtime: Runtime, tenant: str, job_id: str) -> JobOut:
     job = await runtime.control.get(tenant, job_id)
     if job.get("kind") == "production":
-        found = await runtime.production.state(job_id)
+        found = await runtime.production.state(job_id, job)
         if found is not None:
             state, notes = found
             job = {**state, "timeline": [{"what": note} for note in notes]}
-    stages = (await runtime.jobs.job(job_id) or {}).get("stages", {})
-    voice = (await runtime.jobs.job(voice_job_id(job_id)) or {}).get("stages", {})
+    voice_id = voice_job_id(job_id)
+    both = await runtime.jobs.stages_of(job_id, voice_id)
+    stages, voice = both[job_id], both[voice_id]
     view = await job_view(job, stages, voice, runtime.media, runtime.settings.job_url_expiry_s)
     return _out(view)
 
