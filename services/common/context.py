@@ -24,6 +24,7 @@ from typing import Any
 
 from schemas import Event
 from schemas.codes import Code
+from services.common.advice import AdviceWriter
 from services.common.errors import PermanentError
 from services.common.ports import Checkpoints, Clock, StatusRecorder
 
@@ -56,6 +57,8 @@ class StageContext:
     record_key: str = ""
     # Whether the event's job was cancelled (None: this stage's jobs cannot be).
     cancelled: CancelCheck | None = None
+    # Progress and partial results go through it, behind the work (None: written inline).
+    advice: AdviceWriter | None = None
     _saved: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -92,18 +95,19 @@ class StageContext:
                 "attempt": self.attempt,
             }
         }
-        try:
-            await self.status.progress(self.record_key or self.stage, self.event, fields)
-        except Exception:
-            log.warning("%s: could not record progress of %s", self.stage, self.job_id)
+        await self.record(fields)
 
     async def record(self, fields: Mapping[str, Any]) -> None:
         """Partial update of the stage record (dotted paths for nested fields, e.g.
         ``{"scenes.3": {...}}``); like progress, advice that never fails the work."""
         if self.status is None:
             return
+        record = self.record_key or self.stage
+        if self.advice is not None:
+            self.advice.put(record, self.event, fields)
+            return
         try:
-            await self.status.progress(self.record_key or self.stage, self.event, fields)
+            await self.status.progress(record, self.event, fields)
         except Exception:
             log.warning("%s: could not record %s on %s", self.stage, sorted(fields), self.job_id)
 

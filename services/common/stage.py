@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from schemas import ErrorInfo, Event
+from services.common.advice import AdviceWriter
 from services.common.codec import Codec, DecodeError, RawMessage, dead_letter_headers
 from services.common.context import CancelCheck, StageContext
 from services.common.errors import (
@@ -262,10 +263,16 @@ class StageRunner:
         async with self._slots or contextlib.nullcontext():
             if status is not None:
                 await self._steadily("status", event_id, lambda: status.started(record, event))
-            outputs, outcome = await self._run(event)
+            advice = AdviceWriter(status, self.stage) if status is not None else None
+            outputs, outcome = await self._run(event, advice)
         outputs = [_derived(o, self.stage, event_id, n) for n, o in enumerate(outputs)]
         await self._steadily("emit", event_id, lambda: self.emitter.emit(outputs))
         if status is not None:
+            # The record's progress writes land before it turns terminal (its later
+            # writes are refused), but after the emit: they are not what the next stage
+            # waits for.
+            if advice is not None:
+                await advice.settle()
             detail = self._details.pop(event_id, None)
             await self._steadily("status", event_id, lambda: status.finished(
                 record, event, outputs, outcome is Outcome.FAILED, detail
@@ -304,7 +311,9 @@ class StageRunner:
                           operator_detail(exc))  # fmt: skip
                 await asyncio.sleep(delay)
 
-    async def _run(self, event: Event) -> tuple[Sequence[Event], Outcome]:
+    async def _run(
+        self, event: Event, advice: AdviceWriter | None = None
+    ) -> tuple[Sequence[Event], Outcome]:
         attempt = outages = 0
         deadline = self.clock() + self.deadline_s
         while True:
@@ -319,6 +328,7 @@ class StageRunner:
                 clock=self.clock,
                 record_key=self._record_key(event),
                 cancelled=self.cancelled,
+                advice=advice,
             )
             try:
                 try:

@@ -7,7 +7,8 @@ import asyncio
 import dataclasses
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 from pymongo.errors import ConnectionFailure
@@ -326,6 +327,7 @@ async def test_progress_lands_on_the_stage_record_until_it_finishes() -> None:
     async def work(event: Event, ctx: StageContext) -> Sequence[Event]:
         for done in range(1, 4):
             await ctx.progress(done, 3, f"scene {done}")
+            await asyncio.sleep(0.001)  # the work goes on; the write lands behind it
             doc = await world.jobs.stage(ctx.job_id, ctx.stage)
             assert doc is not None
             seen.append(dict(doc["progress"]))
@@ -340,6 +342,51 @@ async def test_progress_lands_on_the_stage_record_until_it_finishes() -> None:
     # A finished stage takes no more progress: a late writer cannot reopen it.
     assert not await world.jobs.record_progress("r1", Stage.CLIP, {"progress": {"done": 0}})
     assert doc["progress"]["done"] == 3
+
+
+async def test_a_slow_progress_write_holds_up_neither_the_work_nor_the_emit() -> None:
+    gate = asyncio.Event()
+    order: list[str] = []
+    world: World
+
+    class SlowRecorder(JobStatusRecorder):
+        async def progress(self, stage: str, event: Event, fields: Mapping[str, Any]) -> None:
+            await gate.wait()
+            order.append(f"progress {fields['progress']['done']}")
+            await super().progress(stage, event, fields)
+
+        async def finished(self, stage: str, event: Event, outputs: Sequence[Event],
+                           failed: bool, detail: str | None = None) -> None:  # fmt: skip
+            order.append("finished")
+            await super().finished(stage, event, outputs, failed, detail)
+
+    async def work(event: Event, ctx: StageContext) -> Sequence[Event]:
+        for done in range(1, 5):
+            await ctx.progress(done, 4)
+            await asyncio.sleep(0)  # the first write goes out, and waits at the gate
+        order.append("handler returned")
+        return await echo(event)
+
+    world = World(work)
+    world.runner = dataclasses.replace(world.runner, status=SlowRecorder(world.jobs))
+    emitted, emit = asyncio.Event(), world.emitter.emit
+
+    async def emit_and_tell(events: Sequence[Event]) -> None:
+        await emit(events)
+        emitted.set()
+
+    world.emitter.emit = emit_and_tell  # type: ignore[method-assign]
+    task = asyncio.create_task(world.runner.process(raw(request().model_dump_json().encode())))
+    await asyncio.wait_for(emitted.wait(), 5)
+    # Emitted while the first write still waits; the record is not finished before it.
+    assert order == ["handler returned"]
+    gate.set()
+    assert await task is Outcome.DONE
+    # The first write, then the three put meanwhile as one (the newest wins), then the end.
+    assert order == ["handler returned", "progress 1", "progress 4", "finished"]
+    doc = await world.jobs.stage("r1", Stage.CLIP)
+    assert doc is not None and doc["status"] == StageStatus.COMPLETED
+    assert doc["progress"]["done"] == 4
 
 
 async def test_the_context_carries_job_attempt_and_deadline() -> None:
