@@ -9,8 +9,9 @@ into a soundtrack and muxed onto the joined video.
 Reported, as medians over the measured jobs (one unmeasured job warms the services up):
 
 * the **wall time** from the ``POST /v1/jobs`` to the moment the job's record turned
-  ``COMPLETED`` (its ``updated_at``, written with the status: the job is polled every
-  100 ms, so neither the polls' granularity nor their load on MongoDB is in the figure);
+  ``COMPLETED`` (its ``updated_at``, written with the status). The job is polled every
+  100 ms, as an eager front end would: the polls' granularity is not in the figure, but
+  their load is (each ``GET /v1/jobs/{id}`` is three MongoDB queries, on the same cores);
 * **time inside ffmpeg** (the local provider renders with ffmpeg too): the length of the
   union of every ffmpeg and ffprobe run's interval, and **Tapedeck's own overhead**: the
   wall time minus that. The intervals come from a small wrapper the services are pointed

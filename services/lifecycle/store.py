@@ -131,9 +131,6 @@ class ProductionJobs:
         """For the writer that holds the claim these fields belong to."""
         await self._jobs.update_one({"_id": job_id}, {"$set": {**fields, "updated_at": _now()}})
 
-    async def actions(self, job_id: str) -> list[str]:
-        return [d["name"] async for d in self._actions.find({"job_id": job_id}, {"name": 1})]
-
     async def sent(self, job_id: str, name: str) -> None:
         await self._actions.update_one({"_id": f"{job_id}:{name}"}, {"$set": {"sent": True}})
 
