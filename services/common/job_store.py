@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from schemas import Event
 from services.common.context import subject_id
-from services.common.mongo import Doc
+from services.common.mongo import Doc, scans_unless_by_id
 from services.common.ports import JobRepo
 
 JOBS = "jobs"
@@ -55,9 +55,18 @@ def predecessors(target: StageStatus) -> list[str]:
 
 
 class JobStore:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], *, by_id: bool | None = None) -> None:
+        """``by_id``: write stage records by ``_id`` alone, the condition checked on the
+        document just read (None: when the server scans for any other filter, asked once)."""
+        self._db = db
         self._jobs = db[JOBS]
         self._stages = db[STAGES]
+        self._by_id = by_id
+
+    async def _writes_by_id(self) -> bool:
+        if self._by_id is None:
+            self._by_id = await scans_unless_by_id(self._db)
+        return self._by_id
 
     async def ensure_indexes(self) -> None:
         await self._jobs.create_index([("tenant_id", ASCENDING), ("created_at", ASCENDING)])
@@ -91,7 +100,11 @@ class JobStore:
         key = f"{job_id}:{stage}"
         update = {"$set": {"status": target.value, "updated_at": now, **(fields or {})}}
         allowed = {"_id": key, "status": {"$in": predecessors(target)}}
-        if (await self._stages.update_one(allowed, update)).matched_count:
+        by_id = await self._writes_by_id()
+        if by_id:
+            if (moved := await self._move_by_id(key, target, update)) is not None:
+                return moved
+        elif (await self._stages.update_one(allowed, update)).matched_count:
             return True
         try:
             # Not there yet, or there with a status that may not move to target: only the
@@ -109,14 +122,31 @@ class JobStore:
             )
         except DuplicateKeyError:
             # Another writer created it between our two calls: one more conditional try.
+            if by_id:
+                return bool(await self._move_by_id(key, target, update))
             return bool((await self._stages.update_one(allowed, update)).matched_count)
         return True
 
+    async def _move_by_id(self, key: str, target: StageStatus, update: Doc) -> bool | None:
+        """None when there is no record yet; else whether it moved to ``target``."""
+        doc = await self._stages.find_one({"_id": key}, {"status": 1})
+        if doc is None:
+            return None
+        if not can_move(StageStatus(doc["status"]), target):
+            return False
+        return bool((await self._stages.update_one({"_id": key}, update)).matched_count)
+
     async def record_progress(self, job_id: str, stage: str, fields: Mapping[str, Any]) -> bool:
         """Partial update of a non-terminal stage (progress, per-scene results)."""
+        key = f"{job_id}:{stage}"
+        update = {"$set": {**fields, "updated_at": datetime.now(UTC)}}
+        if await self._writes_by_id():
+            doc = await self._stages.find_one({"_id": key}, {"status": 1})
+            if doc is None or doc["status"] in TERMINAL:
+                return False
+            return bool((await self._stages.update_one({"_id": key}, update)).matched_count)
         result = await self._stages.update_one(
-            {"_id": f"{job_id}:{stage}", "status": {"$nin": sorted(TERMINAL)}},
-            {"$set": {**fields, "updated_at": datetime.now(UTC)}},
+            {"_id": key, "status": {"$nin": sorted(TERMINAL)}}, update
         )
         return bool(result.matched_count)
 

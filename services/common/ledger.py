@@ -44,6 +44,11 @@ class MongoLedger:
         })  # fmt: skip
 
     async def _seen_many(self, keys: list[str]) -> list[bool]:
+        if len(keys) == 1:
+            # A stage with one event in hand (the usual case when it keeps up): a filter on
+            # _id alone, which every server answers from the index (FerretDB scans the
+            # collection for an $in).
+            return [await self._col.find_one({"_id": keys[0]}, {"_id": 1}) is not None]
         found = {d["_id"] async for d in self._col.find({"_id": {"$in": keys}}, {"_id": 1})}
         return [key in found for key in keys]
 

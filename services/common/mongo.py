@@ -36,3 +36,15 @@ async def open_database(settings: Settings, app_name: str) -> AsyncIterator[Asyn
 
 def database(client: AsyncMongoClient[Doc], settings: Settings) -> AsyncDatabase[Doc]:
     return client[settings.mongo_db]
+
+
+async def scans_unless_by_id(db: AsyncDatabase[Doc]) -> bool:
+    """Whether the server answers a filter from an index only when it is ``_id`` alone.
+
+    FerretDB 1.x does that: a filter on ``_id`` and any other field (a conditional
+    update's) reads the whole collection, so its cost grows with the collection. It does
+    not apply such a filter atomically either (see the README), so on it nothing is lost
+    by reading by ``_id``, checking the condition here and writing by ``_id``.
+    """
+    info = await db.client.admin.command("buildInfo")
+    return str(info.get("ferretdbVersion", "")).startswith("v1.")

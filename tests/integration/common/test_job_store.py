@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 import pytest
 from pymongo.errors import DuplicateKeyError
@@ -10,15 +11,18 @@ from pymongo.errors import DuplicateKeyError
 from services.common.checkpoints import MongoCheckpoints
 from services.common.job_store import JobStore, StageStatus
 from services.common.ledger import MongoLedger
-from services.common.mongo import connect, database
+from services.common.mongo import connect, database, scans_unless_by_id
 from services.common.settings import Settings
 
 
-@pytest.fixture
-async def store(settings: Settings):
+# Both ways of writing a stage record: the conditional update every server applies, and
+# the read by _id then write by _id the store picks on a server that scans for any other
+# filter (FerretDB 1.x, this suite's server).
+@pytest.fixture(params=[False, True], ids=["conditional", "by_id"])
+async def store(settings: Settings, request: pytest.FixtureRequest):
     client = connect(settings)
     db = database(client, settings)
-    js = JobStore(db)
+    js = JobStore(db, by_id=request.param)
     await js.ensure_indexes()
     yield js, db
     await client.close()
@@ -137,3 +141,19 @@ async def test_stages_of_several_jobs_come_back_per_job(store) -> None:
     one = await js.stages_of("job-s")
     whole = await js.job("job-s")
     assert whole is not None and one["job-s"] == whole["stages"]
+
+
+async def test_the_server_in_use_is_asked_once_how_to_write(settings: Settings) -> None:
+    client = connect(settings)
+    try:
+        db = database(client, settings)
+        expected = await scans_unless_by_id(db)
+        # The local stack runs FerretDB 1.x unless a mongod is on PATH (scripts/stack.py).
+        assert expected is (shutil.which("mongod") is None)
+        js = JobStore(db)
+        assert await js.transition("job-q", "audio", StageStatus.RUNNING)
+        assert js._by_id is expected
+        assert not await js.transition("job-q", "audio", StageStatus.PENDING)
+        assert await js.record_progress("job-q", "audio", {"progress": {"done": 1}})
+    finally:
+        await client.close()

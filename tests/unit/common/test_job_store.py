@@ -56,8 +56,9 @@ JOB = "job-1"
 
 
 def mongo_store() -> tuple[JobStore, MemoryMongo]:
+    # The conditional writes (the by-_id ones run on the real server, tests/integration).
     db = MemoryMongo()
-    return JobStore(cast("AsyncDatabase[Doc]", db)), db
+    return JobStore(cast("AsyncDatabase[Doc]", db), by_id=False), db
 
 
 async def stage_doc(store: JobStore, stage: str = "clip", job_id: str = JOB) -> Doc:

@@ -175,43 +175,52 @@ async def fake_clipper(settings: Settings, fail_at_ms: int) -> AsyncIterator[Non
     await consumer.start()
     await emitter.start()
 
+    # Held while a request is handled: the clipper is stopped only between requests, so
+    # the status of one it answered is recorded, as the real runner's would be.
+    busy = asyncio.Lock()
+
+    async def answer(value: bytes) -> None:
+        event = decode_event(value)
+        assert isinstance(event, ClipRequested)
+        await recorder.started(Stage.CLIP, event)
+        envelope: dict[str, Any] = dict(
+            request_id=event.request_id,
+            tenant_id=event.tenant_id,
+            correlation_id=event.correlation_id,
+            producer=Producer.CLIPPER,
+            episode_id=event.episode_id,
+        )
+        result: ClipReady | ClipFailed
+        if event.start_ms == fail_at_ms:
+            error = ErrorInfo(code="ffmpeg_failed", message="boom", retryable=False, attempts=1)
+            result = ClipFailed(**envelope, error=error)
+        else:
+            result = ClipReady(
+                **envelope,
+                s3_key=f"audio_clips/{event.episode_id}/x.mp3",
+                clip_url="http://127.0.0.1:7070/clip.mp3",
+                cache_hit=False,
+                generation_time_ms=321,
+                size_bytes=1234,
+                start_ms=event.start_ms,
+                end_ms=event.start_ms + event.duration_ms,
+                format=event.format,
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        await emitter.emit([result])
+        await recorder.finished(Stage.CLIP, event, [result], isinstance(result, ClipFailed))
+
     async def serve() -> None:
         async for record in consumer:
-            event = decode_event(record.value or b"")
-            assert isinstance(event, ClipRequested)
-            await recorder.started(Stage.CLIP, event)
-            envelope: dict[str, Any] = dict(
-                request_id=event.request_id,
-                tenant_id=event.tenant_id,
-                correlation_id=event.correlation_id,
-                producer=Producer.CLIPPER,
-                episode_id=event.episode_id,
-            )
-            result: ClipReady | ClipFailed
-            if event.start_ms == fail_at_ms:
-                error = ErrorInfo(code="ffmpeg_failed", message="boom", retryable=False, attempts=1)
-                result = ClipFailed(**envelope, error=error)
-            else:
-                result = ClipReady(
-                    **envelope,
-                    s3_key=f"audio_clips/{event.episode_id}/x.mp3",
-                    clip_url="http://127.0.0.1:7070/clip.mp3",
-                    cache_hit=False,
-                    generation_time_ms=321,
-                    size_bytes=1234,
-                    start_ms=event.start_ms,
-                    end_ms=event.start_ms + event.duration_ms,
-                    format=event.format,
-                    expires_at=datetime.now(UTC) + timedelta(hours=1),
-                )
-            await emitter.emit([result])
-            await recorder.finished(Stage.CLIP, event, [result], isinstance(result, ClipFailed))
+            async with busy:
+                await answer(record.value or b"")
 
     task = asyncio.create_task(serve())
     try:
         yield
     finally:
-        task.cancel()
+        async with busy:
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await consumer.stop()
@@ -239,18 +248,21 @@ async def test_miss_is_answered_by_the_clip_result(settings: Settings, tmp_path:
         assert (error["code"], error["message"]) == ("ffmpeg_failed", "boom")
         assert error["request_id"].startswith("clip-")
 
-        done = await api.client.get(f"/api/v1/clip_requests/{body['request_id']}", headers=acme)
+        # The waiter answers from the result event; the stage record the status is read
+        # from is the clipper's own write after it, so it may trail the answer a moment.
+        async def settled(request_id: str) -> httpx.Response:
+            for _ in range(100):
+                r = await api.client.get(f"/api/v1/clip_requests/{request_id}", headers=acme)
+                if r.status_code != 200 or r.json()["status"] != "running":
+                    break
+                await asyncio.sleep(0.05)
+            return r
+
+        done = await settled(body["request_id"])
         assert done.status_code == 200
         assert done.json()["status"] == "completed"
         assert done.json()["clip_url"] == body["clip_url"]
-        # The waiter answers from the result event; the stage record the status is read
-        # from is the clipper's own write beside it, so it may trail the answer a moment.
-        url = f"/api/v1/clip_requests/{error['request_id']}"
-        for _ in range(100):
-            gone = await api.client.get(url, headers=acme)
-            if gone.json()["status"] != "running":
-                break
-            await asyncio.sleep(0.05)
+        gone = await settled(error["request_id"])
         assert gone.json()["status"] == "failed"
         assert gone.json()["error"]["code"] == "ffmpeg_failed"
         assert len(api.runtime.waiter) == 0
