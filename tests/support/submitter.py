@@ -81,6 +81,7 @@ def failed_for(event: Event) -> ClipFailed:
     return ClipFailed(
         request_id=event.request_id,
         tenant_id=event.tenant_id,
+        correlation_id=event.correlation_id,
         producer=Producer.CLIPPER,
         episode_id=event.episode_id,
         error=ErrorInfo(code="source_missing", message="gone", retryable=False, attempts=1),

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 
 from schemas import TOPICS, ErrorInfo, decode_event
 from schemas.clip import ClipFailed, ClipReady, ClipRequested
-from schemas.names import Producer, Stage
+from schemas.names import Stage
 from services.common.clip_rules import plan_clip
 from services.common.job_store import JobStatusRecorder, JobStore
 from services.common.kafka import KafkaEmitter
@@ -22,6 +21,7 @@ from services.common.mongo import connect, database
 from services.common.settings import Settings
 from tests.integration.submitter.kit import Api, make_tone, running_api
 from tests.support.kafka import read
+from tests.support.submitter import failed_for, ready_for
 
 CLIPS = "/api/v1/audio_clips"
 
@@ -183,30 +183,17 @@ async def fake_clipper(settings: Settings, fail_at_ms: int) -> AsyncIterator[Non
         event = decode_event(value)
         assert isinstance(event, ClipRequested)
         await recorder.started(Stage.CLIP, event)
-        envelope: dict[str, Any] = dict(
-            request_id=event.request_id,
-            tenant_id=event.tenant_id,
-            correlation_id=event.correlation_id,
-            producer=Producer.CLIPPER,
-            episode_id=event.episode_id,
-        )
         result: ClipReady | ClipFailed
         if event.start_ms == fail_at_ms:
             error = ErrorInfo(code="ffmpeg_failed", message="boom", retryable=False, attempts=1)
-            result = ClipFailed(**envelope, error=error)
+            result = failed_for(event).model_copy(update={"error": error})
         else:
-            result = ClipReady(
-                **envelope,
-                s3_key=f"audio_clips/{event.episode_id}/x.mp3",
-                clip_url="http://127.0.0.1:7070/clip.mp3",
-                cache_hit=False,
-                generation_time_ms=321,
-                size_bytes=1234,
-                start_ms=event.start_ms,
-                end_ms=event.start_ms + event.duration_ms,
-                format=event.format,
-                expires_at=datetime.now(UTC) + timedelta(hours=1),
-            )
+            result = ready_for(event).model_copy(update={
+                "s3_key": f"audio_clips/{event.episode_id}/x.mp3",
+                "clip_url": "http://127.0.0.1:7070/clip.mp3",
+                "generation_time_ms": 321,
+                "size_bytes": 1234,
+            })  # fmt: skip
         await emitter.emit([result])
         await recorder.finished(Stage.CLIP, event, [result], isinstance(result, ClipFailed))
 
