@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 AUDIO_CLIPS = "audio_clips"
 REQUEST_LOG = "clip_request_log"
+NAMESPACE_EXISTS = 48
 
 
 AUDIO_CLIPS_VALIDATOR = {
@@ -81,23 +83,27 @@ class ClipStore:
         self._log = db[REQUEST_LOG]
         self.server_validates = False
 
+    async def _create(self, **options: Any) -> bool:
+        """Whether this call made the collection. The server's own check
+        (check_exists=False): several submitters start at once, and the one that loses the
+        race finds it made (NamespaceExists) instead of failing its start."""
+        try:
+            await self._db.create_collection(AUDIO_CLIPS, check_exists=False, **options)
+        except OperationFailure as exc:
+            if exc.code != NAMESPACE_EXISTS:
+                raise
+            return False
+        return True
+
     async def ensure_collections(self) -> None:
         if AUDIO_CLIPS not in await self._db.list_collection_names():
             try:
-                await self._db.create_collection(AUDIO_CLIPS, validator=AUDIO_CLIPS_VALIDATOR)
-                self.server_validates = True
+                self.server_validates = await self._create(validator=AUDIO_CLIPS_VALIDATOR)
             except OperationFailure as exc:
-                if exc.code == 48:  # NamespaceExists: another process won the race
-                    pass
-                elif exc.code == 238:  # NotImplemented: FerretDB has no $jsonSchema
-                    log.info("server has no $jsonSchema validators; validating in process")
-                    try:
-                        await self._db.create_collection(AUDIO_CLIPS)
-                    except OperationFailure as again:
-                        if again.code != 48:  # not another process winning the race
-                            raise
-                else:
+                if exc.code != 238:  # NotImplemented: FerretDB has no $jsonSchema
                     raise
+                log.info("server has no $jsonSchema validators; validating in process")
+                await self._create()
         # Episode ids are per tenant; the same range in another format or cut mode is
         # another object: all of it in the key.
         await self._clips.create_index(

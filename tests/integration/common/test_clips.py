@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from services.common.clip_rules import plan_clip
 from services.common.clips import ClipStore, RequestCount
 from services.common.episodes import Episode
@@ -43,6 +45,28 @@ async def test_two_processes_recording_one_clip_both_succeed_with_one_record(
     finally:
         for c in clients:
             await c.close()
+
+
+async def test_a_store_that_loses_the_race_to_make_the_collection_still_starts(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = connect(settings)
+    try:
+        db = database(client, settings)
+        await ClipStore(db).ensure_collections()
+
+        # The collection appears between a second store's look and its create, as when
+        # several submitters start at once.
+        async def none_yet(*args: object, **kwargs: object) -> list[str]:
+            return []
+
+        monkeypatch.setattr(db, "list_collection_names", none_yet)
+        late = ClipStore(db)
+        await late.ensure_collections()
+        assert late.server_validates is False
+        assert await db["audio_clips"].count_documents({}) == 0
+    finally:
+        await client.close()
 
 
 async def test_most_requested_counts_per_tenant_and_range(settings: Settings) -> None:
