@@ -82,8 +82,9 @@ async def open_stage_adapters(
     adapter fails to open."""
     db = await stack.enter_async_context(open_database(settings, client_id))
     jobs, ledger, checkpoints = JobStore(db), MongoLedger(db), MongoCheckpoints(db)
-    for ensure in (jobs.ensure_indexes, ledger.ensure_indexes, checkpoints.ensure_indexes):
+    for ensure in (jobs.ensure_indexes, checkpoints.ensure_indexes):
         await ensure()
+    await stack.enter_async_context(ledger.retained())
     # Provider calls and cache look-ups, counted for the console's last hour.
     await stack.enter_async_context(stats.recording(db))
     emitter = await stack.enter_async_context(KafkaEmitter(settings, client_id))

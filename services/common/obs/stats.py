@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 from collections import Counter as Tally
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -21,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
 
+from services.common import retention
 from services.common.mongo import Doc
 
 log = logging.getLogger(__name__)
@@ -33,8 +32,6 @@ FLUSH_EVERY_S: Final = 5.0
 # What one process may hold between flushes; past it, counts are dropped (and logged),
 # never the service's memory.
 MAX_PENDING: Final = 50_000
-NOT_IMPLEMENTED: Final = 238
-PRUNE_EVERY_S: Final = 3600.0
 
 
 class StatName(enum.StrEnum):
@@ -79,21 +76,12 @@ def count(name: StatName, n: int = 1, **labels: str) -> None:
     _SINK.add(name.value, n, {k: str(v) for k, v in labels.items()})
 
 
-async def ensure_indexes(db: AsyncDatabase[Doc]) -> bool:
-    """True when the server expires old counts itself (a TTL index); servers without TTL
-    indexes (FerretDB 1.x) have them pruned by :func:`flush` instead."""
+async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     await db[STATS].create_index([("name", 1), ("at", 1)])
-    try:
-        await db[STATS].create_index("at", expireAfterSeconds=int(RETENTION.total_seconds()))
-    except OperationFailure as exc:
-        if exc.code != NOT_IMPLEMENTED:
-            raise
-        return False
-    return True
 
 
 async def prune(db: AsyncDatabase[Doc]) -> None:
-    await db[STATS].delete_many({"at": {"$lt": datetime.now(UTC) - RETENTION}})
+    await retention.prune(db[STATS], "at", RETENTION)
 
 
 async def flush(db: AsyncDatabase[Doc]) -> int:
@@ -118,33 +106,31 @@ async def flush(db: AsyncDatabase[Doc]) -> int:
 async def recording(db: AsyncDatabase[Doc], every_s: float = FLUSH_EVERY_S) -> AsyncIterator[None]:
     """Collect this process's counts and append them to ``db`` every ``every_s`` seconds
     (and once more on the way out)."""
-    expires = await ensure_indexes(db)
-    _SINK.attached += 1
+    await ensure_indexes(db)
 
     async def loop() -> None:
-        pruned_at = float("-inf")
         while True:
             await asyncio.sleep(every_s)
             try:
                 await flush(db)
-                if not expires and time.monotonic() - pruned_at > PRUNE_EVERY_S:
-                    await prune(db)
-                    pruned_at = time.monotonic()
             except Exception as exc:
                 # A MongoDB outage delays the console's counts (they wait for the next
                 # try), never the service.
                 log.warning("ops stats: flush failed: %r", exc)
 
-    task = asyncio.create_task(loop(), name="ops-stats-flush")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-        _SINK.attached -= 1
-        with suppress(Exception):
-            await flush(db)
+    # Old counts go by the server's TTL index, or by a prune where it has none.
+    async with retention.kept_for(db[STATS], "at", RETENTION):
+        _SINK.attached += 1
+        task = asyncio.create_task(loop(), name="ops-stats-flush")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            _SINK.attached -= 1
+            with suppress(Exception):
+                await flush(db)
 
 
 async def window_counts(
