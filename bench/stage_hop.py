@@ -42,6 +42,9 @@ from services.common.codec import RawMessage, event_headers
 from services.common.context import StageContext
 from services.common.faust_app import bind_stage, create_app
 from services.common.kafka import ensure_topics
+from services.common.leases import MongoLeases
+from services.common.ledger import MongoLedger
+from services.common.mongo import open_database
 from services.common.settings import Settings
 from services.common.stage import Outcome, StageRunner
 from services.common.wiring import open_stage_adapters
@@ -261,6 +264,100 @@ async def hop_samples(
     return samples
 
 
+@dataclass
+class Forwarder:
+    """In the kit's agent in place of its runner: forwards each record's bytes to the
+    results topic and waits for the ack, nothing else (no decode, ledger, lease, log line
+    or metrics). What Faust and the agent around the runner cost, on their own."""
+
+    producer: AIOKafkaProducer
+    sink: str
+    stage: str = "bench-forward"
+    deadline_s: float = 60.0
+    slots: int | None = 1
+    first: float | None = None
+
+    async def process(self, msg: RawMessage) -> Outcome:
+        if self.first is None:
+            self.first = time.perf_counter()
+        sent = await self.producer.send(self.sink, value=msg.value, key=msg.key,
+                                        headers=list(msg.headers))  # fmt: skip
+        await sent
+        return Outcome.DONE
+
+
+async def run_forwarder(
+    settings: Settings, backlog: int, concurrency: int, timeout_s: float
+) -> tuple[float, dict[str, float | None]]:
+    """The backlog through ``bind_stage``'s agent with a :class:`Forwarder` as the runner."""
+    sink = TOPICS.clip_results.full_name(settings.topic_prefix)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=5)  # fmt: skip
+    await producer.start()
+    for partition in sorted(await producer.partitions_for(sink)):
+        await producer.send_and_wait(sink, value=b"warm-up", partition=partition)
+    forwarder = Forwarder(producer, sink)
+    done: list[float] = []
+    all_done = asyncio.Event()
+    meter: list[CpuMeter] = []
+    cpu: dict[str, float | None] = {}
+
+    @contextlib.asynccontextmanager
+    async def factory() -> AsyncIterator[Forwarder]:
+        yield forwarder
+
+    async def on_outcome(msg: RawMessage, outcome: object) -> None:
+        if not meter:
+            meter.append(CpuMeter.begin())
+        done.append(time.perf_counter())
+        if len(done) == backlog:
+            cpu.update(meter[0].end())
+            all_done.set()
+
+    app = create_app("bench-forward", settings, web_port=None)
+    bind_stage(app, TOPICS.clip_requests, settings, factory,  # type: ignore[arg-type]
+               concurrency=concurrency, on_outcome=on_outcome)  # fmt: skip
+    await produce(settings, [request(n, BACKLOG) for n in range(backlog)])
+    await app.start()
+    try:
+        await asyncio.wait_for(all_done.wait(), timeout_s)
+    finally:
+        await app.stop()
+        await producer.stop()
+    span = done[-1] - (forwarder.first or done[0])
+    return (backlog / span if span > 0 else float("nan")), cpu
+
+
+async def run_bookkeeping(
+    settings: Settings, backlog: int, in_hand: int
+) -> tuple[float, dict[str, float | None]]:
+    """The runner's MongoDB steps for each event and nothing else: lease claim, ledger
+    look-up, ledger record, lease release, ``in_hand`` events at once (so the calls
+    coalesce as in the stage). A ceiling for any stage that keeps a ledger on this server."""
+    async with open_database(settings, "tapedeck-bench-bookkeeping") as db:
+        ledger, leases = MongoLedger(db), MongoLeases(db, worker_id="bench")
+        queue = [uuid.uuid4().hex for _ in range(backlog)]
+        # The connections and the collections made before the clock starts.
+        await ledger.record(NOOP_STAGE, "warm-up", [])
+        await leases.claim(NOOP_STAGE, "warm-up")
+
+        async def worker() -> None:
+            while queue:
+                event_id = queue.pop()
+                if not await leases.claim(NOOP_STAGE, event_id):
+                    raise RuntimeError(f"bookkeeping: {event_id} held elsewhere")
+                if await ledger.seen(NOOP_STAGE, event_id):
+                    raise RuntimeError(f"bookkeeping: {event_id} already recorded")
+                await ledger.record(NOOP_STAGE, event_id, [event_id])
+                await leases.release(NOOP_STAGE, event_id)
+
+        meter = CpuMeter.begin()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_hand)))
+        span = time.perf_counter() - started
+        return backlog / span, meter.end()
+
+
 # -- the floor: a plain aiokafka loop ----------------------------------------------------------
 
 
@@ -332,6 +429,10 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
     timeout_s = 60.0 if smoke else 300.0
     stage_tp: list[float] = []
     raw_tp: list[float] = []
+    fwd_tp: list[float] = []
+    fwd_cpu: list[dict[str, float | None]] = []
+    book_tp: list[float] = []
+    book_cpu: list[dict[str, float | None]] = []
     hops_ms: list[float] = []
     stage_cpu: list[dict[str, float | None]] = []
     raw_cpu: list[dict[str, float | None]] = []
@@ -350,13 +451,23 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
         stage_settings = ctx.settings.model_copy(
             update={"topic_prefix": f"{base}stage{rep}.", "mongo_db": f"{db}_stage{rep}"}
         )
+        fwd_settings = ctx.settings.model_copy(update={"topic_prefix": f"{base}fwd{rep}."})
         topics = [TOPICS.clip_requests, TOPICS.clip_results, TOPICS.clip_requests.dlq()]
-        await ensure_topics(raw_settings, topics)
-        await ensure_topics(stage_settings, topics)
+        for each in (raw_settings, stage_settings, fwd_settings):
+            await ensure_topics(each, topics)
         tp, cpu = await run_raw(raw_settings, backlog, timeout_s)
         raw_tp.append(tp)
         raw_cpu.append(_per_event_ms(cpu, backlog))
         ctx.log(f"[stage] rep {rep + 1}/{reps}: raw loop {tp:,.0f} events/s")
+        tp, cpu = await run_forwarder(fwd_settings, backlog, concurrency, timeout_s)
+        fwd_tp.append(tp)
+        fwd_cpu.append(_per_event_ms(cpu, backlog))
+        ctx.log(f"[stage] rep {rep + 1}/{reps}: forwarding agent {tp:,.0f} events/s")
+        book_settings = ctx.settings.model_copy(update={"mongo_db": f"{db}_book{rep}"})
+        tp, cpu = await run_bookkeeping(book_settings, backlog, in_hand)
+        book_tp.append(tp)
+        book_cpu.append(_per_event_ms(cpu, backlog))
+        ctx.log(f"[stage] rep {rep + 1}/{reps}: bookkeeping alone {tp:,.0f} events/s")
         sr = await run_stage(stage_settings, backlog, hops, concurrency, timeout_s)
         stage_tp.append(sr.throughput)
         hops_ms.extend(sr.hops_ms)
@@ -365,7 +476,8 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
             f"[stage] rep {rep + 1}/{reps}: no-op stage {sr.throughput:,.0f} events/s, "
             f"hop p50 {median(sr.hops_ms):.1f} ms"
         )
-    stage_v, raw_v = median(stage_tp), median(raw_tp)
+    stage_v, raw_v, fwd_v = median(stage_tp), median(raw_tp), median(fwd_tp)
+    book_v = median(book_tp)
     hop_p50 = median(hops_ms)
     hop_p90 = sorted(hops_ms)[int(0.9 * (len(hops_ms) - 1))] if hops_ms else float("nan")
     share = ratio(stage_v, raw_v)
@@ -402,6 +514,24 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
             met=share is not None and share >= THROUGHPUT_TARGET,
             note=f"ratio = stage / raw (bigger is better); backlog {backlog}, {reps} reps; "
                  f"stage {cpu_note(stage_cpu)}; raw {cpu_note(raw_cpu)}",
+        ),
+        Figure(
+            GROUP, f"forwarding agent: the kit's Faust agent, no runner ({in_hand} in hand)",
+            round(fwd_v, 1), "events/s",
+            baseline_name="raw aiokafka consume-produce loop, same topics",
+            baseline=round(raw_v, 1), ratio=ratio(fwd_v, raw_v),
+            note=f"what Faust and the agent cost on their own; the no-op stage is "
+                 f"{ratio(stage_v, fwd_v)}x of it; {cpu_note(fwd_cpu)}",
+        ),
+        Figure(
+            GROUP, f"bookkeeping alone: lease, ledger look-up and record, release "
+                   f"({in_hand} at once)",
+            round(book_v, 1), "events/s",
+            baseline_name="raw aiokafka consume-produce loop, same topics",
+            baseline=round(raw_v, 1), ratio=ratio(book_v, raw_v),
+            note=f"the runner's MongoDB steps per event, no Kafka: a ceiling for any stage "
+                 f"that keeps a ledger on this server; the no-op stage is "
+                 f"{ratio(stage_v, book_v)}x of it; {cpu_note(book_cpu)}",
         ),
         *costs,
     ]  # fmt: skip

@@ -27,8 +27,15 @@ def test_the_merge_bench_runs_on_a_few_seconds_of_input(
             assert figures["median_ffmpeg_peak_mb"] > 0
             assert abs(figures["output_s"] - 2.0) < 0.1
         assert case["encode_over_copy"]["wall"] > 0
+    # The mux's soundtrack alone, its copy path's floor: an output without the picture.
+    mux = result["cases"][1]
+    assert "floor" not in result["cases"][0]
+    assert mux["floor"]["median_wall_s"] > 0
+    assert mux["floor"]["output_bytes"] < mux["copy"]["output_bytes"]
+    assert mux["encode_over_floor"] > 0
     printed = capsys.readouterr().out
     assert "| concat 2 x 1 s, 72p | stream copy (merger) |" in printed
+    assert "| mux onto 2 s 72p | its soundtrack alone |" in printed
     assert "cleanup: removed" in printed
     # Inputs are cached: a second run makes none.
     assert merge_bench.main(argv) == 0

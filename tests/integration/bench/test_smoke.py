@@ -15,6 +15,7 @@ from services.common.settings import Settings
 # of the name, whether it has a ratio). The suite may report more; these must be there.
 COMPARED = [
     ("stage", "no-op stage throughput", True),
+    ("stage", "forwarding agent", True),
     ("merge", "concat ", True),
     ("merge", "mux onto ", True),
     ("e2e", "5-scene production job", True),
