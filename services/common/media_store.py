@@ -21,7 +21,7 @@ import math
 import os
 import unicodedata
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -39,6 +39,7 @@ from botocore.exceptions import (
 )
 
 from services.common.errors import PermanentError, TapedeckError, TransientError
+from services.common.growing import Finisher, upload_while_written
 from services.common.media_types import content_type_for
 from services.common.ports import ObjectInfo
 from services.common.presign import Presigner, from_probe
@@ -153,6 +154,56 @@ def _range_header(start: int | None, end: int | None) -> str | None:
     if isinstance(end, bool) or not isinstance(end, int) or end < first:
         raise ValueError(f"range end must be an int >= start, got {end!r}")
     return f"bytes={first}-{end}"
+
+
+class _Upload:
+    """One multipart upload: its parts sent :data:`PARTS_IN_FLIGHT` at a time."""
+
+    def __init__(self, store: MediaStore, full: str, upload_id: str) -> None:
+        self._store, self.full, self.upload_id = store, full, upload_id
+        self._etags: dict[int, str] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def _send(self, number: int, body: bytes) -> None:
+        with _s3_errors(f"upload part {number} of {self.full}"):
+            resp = await self._store.client.upload_part(
+                Bucket=self._store.bucket, Key=self.full, UploadId=self.upload_id,
+                PartNumber=number, Body=body,
+            )  # fmt: skip
+        self._etags[number] = resp["ETag"]
+
+    async def send(self, number: int, body: bytes) -> None:
+        if len(self._sending) >= PARTS_IN_FLIGHT:
+            done, self._sending = await asyncio.wait(
+                self._sending, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                task.result()
+        self._sending.add(asyncio.create_task(self._send(number, body)))
+
+    async def settled(self) -> None:
+        if self._sending:
+            done, self._sending = await asyncio.wait(self._sending)
+            for task in done:
+                task.result()
+
+    async def complete(self, numbers: list[int] | None = None) -> None:
+        """Complete the upload of the parts ``numbers`` (all sent, by default): the
+        others sent are dropped."""
+        await self.settled()
+        chosen = sorted(self._etags) if numbers is None else sorted(numbers)
+        parts = [{"ETag": self._etags[n], "PartNumber": n} for n in chosen]
+        with _s3_errors(f"complete multipart upload {self.full}"):
+            await self._store.client.complete_multipart_upload(
+                Bucket=self._store.bucket, Key=self.full, UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+            )  # fmt: skip
+
+    async def abort(self) -> None:
+        for task in self._sending:
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
+        await self._store._abort(self.full, self.upload_id)
 
 
 class MediaStore:
@@ -347,24 +398,16 @@ class MediaStore:
                 Bucket=self.bucket, Key=full, Body=body, ContentType=content_type
             )
 
-    async def _multipart(self, full: str, content_type: str, parts: AsyncIterator[bytes]) -> int:
-        client = self.client
+    async def _begin(self, full: str, content_type: str) -> _Upload:
         with _s3_errors(f"create multipart upload {full}"):
-            created = await client.create_multipart_upload(
+            created = await self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=full, ContentType=content_type
             )
-        upload_id = created["UploadId"]
+        return _Upload(self, full, created["UploadId"])
+
+    async def _multipart(self, full: str, content_type: str, parts: AsyncIterator[bytes]) -> int:
+        upload = await self._begin(full, content_type)
         total = 0
-        etags: dict[int, str] = {}
-        sending: set[asyncio.Task[None]] = set()
-
-        async def send(number: int, body: bytes) -> None:
-            with _s3_errors(f"upload part {number} of {full}"):
-                resp = await client.upload_part(
-                    Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=body
-                )
-            etags[number] = resp["ETag"]
-
         try:
             number = 0
             async for body in parts:
@@ -373,32 +416,36 @@ class MediaStore:
                     raise PermanentError(
                         f"upload of {full} needs more than {MAX_PARTS} parts", code="too_large"
                     )
-                if len(sending) >= PARTS_IN_FLIGHT:
-                    done, sending = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        task.result()
-                sending.add(asyncio.create_task(send(number, body)))
+                await upload.send(number, body)
                 total += len(body)
-            if sending:
-                done, sending = await asyncio.wait(sending)
-                for task in done:
-                    task.result()
-            with _s3_errors(f"complete multipart upload {full}"):
-                await client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=full,
-                    UploadId=upload_id,
-                    MultipartUpload={
-                        "Parts": [{"ETag": etags[n], "PartNumber": n} for n in sorted(etags)]
-                    },
-                )
+            await upload.complete()
         except BaseException:
-            for task in sending:
-                task.cancel()
-            await asyncio.gather(*sending, return_exceptions=True)
-            await asyncio.shield(self._abort(full, upload_id))
+            await asyncio.shield(upload.abort())
             raise
         return total
+
+    async def upload_growing(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        written: Awaitable[None],
+        content_type: str | None = None,
+        finish: Finisher | None = None,
+    ) -> int:
+        """Upload a file while ``written`` (what writes it, an ffmpeg run) is still at it;
+        return the object's size. Most of the upload overlaps the writing; parts the
+        writer changed after they went up are sent again, and ``finish`` may recompose
+        the object from the finished file (see growing.py). When the writer fails,
+        nothing is stored and its error is raised."""
+        full = self.full_key(key)
+        ctype = content_type or content_type_for(key)
+        return await upload_while_written(
+            Path(path), written,
+            part_size=self.multipart_threshold, max_parts=MAX_PARTS,
+            begin=lambda: self._begin(full, ctype),
+            whole=lambda chunks: self.upload_stream(key, chunks, ctype),
+            finish=finish,
+        )  # fmt: skip
 
     async def _abort(self, full: str, upload_id: str) -> None:
         # Best effort: the original error matters more than a failed abort.

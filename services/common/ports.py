@@ -9,7 +9,7 @@ Ports only a single stage uses (the clipper's ``Cutter``) stay beside that stage
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from services.common.clip_rules import ClipPlan
     from services.common.episodes import Episode, SeekIndex
     from services.common.ffmpeg import FFmpegResult, ProbeResult
+    from services.common.growing import Finisher
     from services.common.job_store import StageStatus
     from services.common.mongo import Doc
     from services.common.seek_scan import PacketIndex
@@ -132,6 +133,15 @@ class MediaPort(Protocol):
     async def presign_get(self, key: str, expires_s: int) -> str: ...
 
     async def upload_file(self, key: str, path: Path, content_type: str | None = None) -> int: ...
+
+    async def upload_growing(
+        self,
+        key: str,
+        path: Path,
+        written: Awaitable[None],
+        content_type: str | None = None,
+        finish: Finisher | None = None,
+    ) -> int: ...
 
     async def download_file(
         self,

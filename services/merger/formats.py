@@ -8,6 +8,9 @@ from dataclasses import dataclass
 # the same bytes, so a redelivered merge overwrites its output with an identical object.
 BITEXACT = ("-fflags", "+bitexact", "-map_metadata", "-1", "-map_chapters", "-1")
 AUDIO_BITRATE = "192k"
+# Muxers of the MP4 family: their index (moov) goes in front of the data as the output is
+# uploaded (faststart.py), not by ffmpeg's +faststart, which rewrites the whole file.
+MOOV_MUXERS = frozenset({"mp4", "mov", "ipod"})
 # What the concat demuxer can copy into each container without re-encoding.
 _MP4_VIDEO = frozenset({"h264", "hevc", "mpeg4", "av1", "vp9"})
 _MP4_AUDIO = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
@@ -22,8 +25,11 @@ class VideoOutput:
     copies_audio: frozenset[str] | None
 
     def args(self) -> list[str]:
-        faststart = ["-movflags", "+faststart"] if self.muxer in ("mp4", "mov") else []
-        return [*faststart, *BITEXACT, "-f", self.muxer]
+        return [*BITEXACT, "-f", self.muxer]
+
+    @property
+    def moov_first(self) -> bool:
+        return self.muxer in MOOV_MUXERS
 
     def can_copy(self, video_codec: str | None, audio_codec: str | None) -> bool:
         ok_v = self.copies_video is None or video_codec is None or video_codec in self.copies_video
@@ -42,6 +48,10 @@ class AudioOutput:
     def args(self) -> list[str]:
         return [*self.codec_args, *BITEXACT, "-flags:a", "+bitexact", "-f", self.muxer]
 
+    @property
+    def moov_first(self) -> bool:
+        return self.muxer in MOOV_MUXERS
+
 
 VIDEO_OUTPUTS = {
     "mp4": VideoOutput("mp4", "mp4", "video/mp4", _MP4_VIDEO, _MP4_AUDIO),
@@ -53,7 +63,7 @@ AUDIO_OUTPUTS = {
     "mp3": AudioOutput("mp3", "mp3", "audio/mpeg",
                        ("-c:a", "libmp3lame", "-b:a", AUDIO_BITRATE), frozenset({"mp3"})),
     "m4a": AudioOutput("m4a", "ipod", "audio/mp4",
-                       ("-c:a", "aac", "-b:a", AUDIO_BITRATE, "-movflags", "+faststart"),
+                       ("-c:a", "aac", "-b:a", AUDIO_BITRATE),
                        frozenset({"aac", "alac"})),
     "aac": AudioOutput("aac", "adts", "audio/aac",
                        ("-c:a", "aac", "-b:a", AUDIO_BITRATE), frozenset({"aac"})),

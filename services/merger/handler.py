@@ -38,7 +38,15 @@ from services.merger import audio_graph, recipes
 from services.merger.compat import canvas_for, copy_mismatch
 from services.merger.concat_list import concat_list, local_name
 from services.merger.errors import MergeRejected
-from services.merger.formats import AUDIO_OUTPUTS, VIDEO_ENCODER_ARGS, VIDEO_OUTPUTS, extension
+from services.merger.faststart import moov_first_or_as_written
+from services.merger.formats import (
+    AUDIO_OUTPUTS,
+    VIDEO_ENCODER_ARGS,
+    VIDEO_OUTPUTS,
+    AudioOutput,
+    VideoOutput,
+    extension,
+)
 from services.merger.media import MediaInfo, Unusable
 from services.merger.progress import Progress
 from services.merger.sources import Limits, Source, check_input, length_ms, sources_for
@@ -206,15 +214,33 @@ class MergeHandler:
         on_time = job.progress.phase(lo, hi, expected_ms, note)
         await self._tools.run(args, self._timeout(job, expected_ms), on_time)
 
-    async def _deliver(self, job: _Job, out: Path, content_type: str, copied: bool) -> Merged:
-        try:
-            info = await self._tools.probe(out)
-        except Unusable as exc:
-            raise PermanentError(f"the merged file is unreadable: {exc}",
-                                 code=Code.FFMPEG_FAILED) from exc  # fmt: skip
-        await job.progress.at(96, "uploading", force=True)
-        size = await self._media.upload_file(job.event.output_key, out, content_type)
-        return Merged(info.duration_ms or 0, size, copied)
+    async def _deliver(
+        self,
+        job: _Job,
+        out: Path,
+        fmt: VideoOutput | AudioOutput,
+        copied: bool,
+        make: Awaitable[None],
+    ) -> Merged:
+        """``make`` writes ``out``, uploaded as it grows; the finished file is checked
+        before the upload completes, so an unreadable one is never stored. An MP4's index
+        goes in front of its data on the way (faststart.py)."""
+        made: list[MediaInfo] = []
+
+        async def checked() -> None:
+            await make
+            try:
+                made.append(await self._tools.probe(out))
+            except Unusable as exc:
+                raise PermanentError(f"the merged file is unreadable: {exc}",
+                                     code=Code.FFMPEG_FAILED) from exc  # fmt: skip
+            await job.progress.at(96, "uploading", force=True)
+
+        finish = moov_first_or_as_written if fmt.moov_first else None
+        size = await self._media.upload_growing(
+            job.event.output_key, out, checked(), fmt.content_type, finish
+        )
+        return Merged(made[0].duration_ms or 0, size, copied)
 
     async def _pass_through(self, job: _Job) -> Merged:
         """One input already in the requested format: the object is copied as it is."""
@@ -252,8 +278,8 @@ class MergeHandler:
             out = tmp / f"merged.{fmt.ext}"
             has_audio = job.infos[0].audio is not None
             args = recipes.concat_copy(listing, out, fmt, has_audio)
-            await self._run(job, args, total, 40, 95, "joining by stream copy")
-            return await self._deliver(job, out, fmt.content_type, copied=True)
+            made = self._run(job, args, total, 40, 95, "joining by stream copy")
+            return await self._deliver(job, out, fmt, True, made)
 
     async def _download(self, job: _Job, tmp: Path, names: list[str], lo: int, hi: int) -> None:
         bound = asyncio.Semaphore(self._config.download_concurrency)
@@ -282,8 +308,8 @@ class MergeHandler:
                 urls, lengths, [i.audio is not None for i in job.infos], canvas,
                 VIDEO_ENCODER_ARGS[self._config.video_encoder], out, fmt,
             )  # fmt: skip
-            await self._run(job, args, total, 0, 95, "normalising and joining")
-            return await self._deliver(job, out, fmt.content_type, copied=False)
+            made = self._run(job, args, total, 0, 95, "normalising and joining")
+            return await self._deliver(job, out, fmt, False, made)
 
     # -- crossfade_audio ----------------------------------------------------------------------
 
@@ -321,8 +347,8 @@ class MergeHandler:
         async with self._tools.workdir() as tmp:
             out = tmp / f"merged.{fmt.ext}"
             args = recipes.audio_only(urls, chains, label, out, fmt)
-            await self._run(job, args, total, lo, 95, f"joining with {params.fade_mode}s")
-            return await self._deliver(job, out, fmt.content_type, copied=False)
+            made = self._run(job, args, total, lo, 95, f"joining with {params.fade_mode}s")
+            return await self._deliver(job, out, fmt, False, made)
 
     async def _measure(
         self, job: _Job, urls: list[str], chains: list[str], label: str, expected_ms: int,
@@ -376,8 +402,8 @@ class MergeHandler:
         async with self._tools.workdir() as tmp:
             out = tmp / f"merged.{fmt.ext}"
             args = recipes.mux(urls[0], urls[1:], chains, label, out, fmt)
-            await self._run(job, args, video_ms, lo, 95, f"muxing ({params.sync_mode})")
-            return await self._deliver(job, out, fmt.content_type, copied=True)
+            made = self._run(job, args, video_ms, lo, 95, f"muxing ({params.sync_mode})")
+            return await self._deliver(job, out, fmt, True, made)
 
 
 def record_key(event: Event) -> str:

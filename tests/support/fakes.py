@@ -11,7 +11,7 @@ import asyncio
 import copy
 import dataclasses
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from services.common.clip_rules import ClipPlan
 from services.common.codec import RawMessage
 from services.common.context import StageContext
 from services.common.episodes import Episode, SeekIndex
+from services.common.growing import Finish, Finisher
 from services.common.job_store import TERMINAL, JobStatusRecorder, StageStatus, can_move
 from services.common.ports import ObjectInfo
 from services.submitter.keys import KeyRecord
@@ -203,6 +204,23 @@ class MemoryMedia:
         self.objects[key] = data
         self.uploads.append(key)
         return len(data)
+
+    async def upload_growing(
+        self,
+        key: str,
+        path: Path,
+        written: Awaitable[None],
+        content_type: str | None = None,
+        finish: Finisher | None = None,
+    ) -> int:
+        """The finished file (as ``finish`` composes it), once ``written`` is done;
+        nothing when it raises."""
+        await written
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        done = finish(Path(path), len(data)) if finish is not None else Finish.whole(len(data))
+        self.objects[key] = done.prefix + data[done.skip : done.end]
+        self.uploads.append(key)
+        return done.size
 
     async def download_file(
         self,

@@ -21,17 +21,6 @@ pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-async def small_part_store(settings: Settings) -> AsyncIterator[MediaStore]:
-    small_parts = settings.model_copy(update={"s3_multipart_threshold": 5 * MiB})
-    async with MediaStore.from_settings(small_parts) as media:
-        await media.ensure_bucket()
-        try:
-            yield media
-        finally:
-            await media.delete_prefix("")
-
-
 def _names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
@@ -236,6 +225,58 @@ async def test_a_part_that_fails_aborts_the_upload_and_stops_the_others(
         await store.upload_file(key, src)
     # Parts past the failure were not all sent, and nothing is left behind.
     assert max(watch.numbers) < 6 and watch.in_flight == 0
+    assert await store.head(key) is None
+    assert await store.incomplete_uploads(key) == []
+
+
+async def write_slowly(path: Path, data: bytes, patches: list[tuple[int, bytes]],
+                       fail: bool = False) -> None:  # fmt: skip
+    """A muxer's way: front to back a MiB at a time, then back to fill in ``patches``."""
+    fh = await asyncio.to_thread(path.open, "wb")
+    try:
+        for at in range(0, len(data), MiB):
+            await asyncio.to_thread(fh.write, data[at : at + MiB])
+            await asyncio.to_thread(fh.flush)
+            await asyncio.sleep(0.01)
+        for offset, patch in patches:
+            await asyncio.to_thread(fh.seek, offset)
+            await asyncio.to_thread(fh.write, patch)
+        if fail:
+            raise RuntimeError("ffmpeg exited with 1")
+    finally:
+        await asyncio.to_thread(fh.close)
+
+
+async def test_a_file_uploaded_while_written_is_stored_as_finished(
+    small_part_store: MediaStore, tmp_path: Path
+) -> None:
+    store = small_part_store
+    src = tmp_path / "merged.mp4"
+    watch = PartWatch(store)
+    # 4 parts of 5 MiB and one of 3; the size at the head and a byte in part 3 change last.
+    patches = [(8, b"\x00\x00\x01\x00"), (12 * MiB + 5, b"late")]
+    key = render_key("job-growing", "merged.mp4")
+    size = await store.upload_growing(key, src, write_slowly(src, os.urandom(23 * MiB), patches))
+    assert size == 23 * MiB
+    assert sorted(set(watch.numbers)) == [1, 2, 3, 4, 5] and watch.numbers.count(3) == 2
+    out = tmp_path / "back.mp4"
+    assert await store.download_file(key, out) == 23 * MiB
+    assert _sha256_file(out) == _sha256_file(src)
+    info = await store.head(key)
+    assert info is not None and info.content_type == "video/mp4"
+    assert await store.incomplete_uploads(key) == []
+
+
+async def test_a_file_whose_writer_fails_is_not_stored(
+    small_part_store: MediaStore, tmp_path: Path
+) -> None:
+    store = small_part_store
+    src = tmp_path / "merged.mp4"
+    watch = PartWatch(store)
+    key = render_key("job-growing-fail", "merged.mp4")
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        await store.upload_growing(key, src, write_slowly(src, os.urandom(23 * MiB), [], True))
+    assert watch.numbers  # parts had gone up while it was written
     assert await store.head(key) is None
     assert await store.incomplete_uploads(key) == []
 

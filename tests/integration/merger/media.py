@@ -11,6 +11,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from services.merger.faststart import top_level
+
 BASE = ["ffmpeg", "-hide_banner", "-nostdin"]
 FFMPEG = [*BASE, "-v", "error", "-y"]
 # One recipe for every "compatible" video: same encoder settings give the same SPS/PPS.
@@ -109,3 +111,8 @@ def rms_windows(path: Path, start_s: float, end_s: float, window_s: float = 0.05
         chunk = samples[i : i + n]
         out.append(math.sqrt(sum(s * s for s in chunk) / n) / 32768)
     return out
+
+
+def top_boxes(path: Path) -> list[bytes]:
+    """The types of an MP4's top-level boxes, in file order."""
+    return [kind for kind, _, _ in top_level(path)]

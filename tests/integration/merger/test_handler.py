@@ -44,6 +44,8 @@ async def test_compatible_videos_are_joined_by_stream_copy(
     assert abs(done.duration_ms - 5000) <= 40
     # No encoder ran: the output's video packets are the inputs' packets, byte for byte.
     assert media.packets(out) == media.packets(clips.a) + media.packets(clips.b)
+    # Streamable: the index before the data, moved there on the way to the bucket.
+    assert media.top_boxes(out)[:2] == [b"ftyp", b"moov"]
     assert abs(media.stream_seconds(out, "video") - 5.0) <= FRAME_25
 
 
@@ -112,6 +114,7 @@ async def test_sync_modes_fit_the_soundtrack_and_leave_the_video_alone(
     out = await fetch(store, "out/muxed.mp4", tmp_path)
     assert done.copied
     assert media.packets(out) == media.packets(clips.b)  # the video stream, untouched
+    assert media.top_boxes(out)[:2] == [b"ftyp", b"moov"]
     assert abs(media.stream_seconds(out, "audio") - 3.0) <= 0.05
     assert abs(done.duration_ms - 3000) <= 50
     streams = media.probe(out)["streams"]
