@@ -25,6 +25,7 @@ from typing import Final, Protocol
 from services.common.errors import PermanentError
 
 POLL_S: Final = 0.05
+_MiB: Final = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,17 @@ def _chunks(path: Path, finish: Finish, chunk: int) -> AsyncIterator[bytes]:
 
 
 def _changed(path: Path, sent: dict[int, tuple[int, bytes]], part_size: int) -> list[int]:
-    """The parts whose bytes on disk are no longer what was sent."""
+    """The parts whose bytes on disk are no longer what was sent (read a MiB at a time:
+    this runs beside the last sends, whose parts are held in memory already)."""
     out = []
     with open(path, "rb") as fh:
         for number, (offset, digest) in sorted(sent.items()):
             fh.seek(offset)
-            if hashlib.sha256(fh.read(part_size)).digest() != digest:
+            hashed, left = hashlib.sha256(), part_size
+            while left and (block := fh.read(min(left, _MiB))):
+                hashed.update(block)
+                left -= len(block)
+            if hashed.digest() != digest:
                 out.append(number)
     return out
 
@@ -115,6 +121,7 @@ async def upload_while_written(
     begin: Callable[[], Awaitable[PartSink]],
     whole: Callable[[AsyncIterator[bytes]], Awaitable[int]],
     finish: Finisher | None = None,
+    check: Callable[[], Awaitable[None]] | None = None,
     poll_s: float = POLL_S,
 ) -> int:
     """Upload ``path`` while ``written`` (the writer) runs; the object's size.
@@ -122,11 +129,13 @@ async def upload_while_written(
     ``begin`` starts the multipart upload (once the file has two parts' worth), ``whole``
     uploads the object from a stream of its bytes in one go (a file too small to have
     sent any part, or cut short behind the parts sent); ``finish`` says what the object
-    is once the file is written (by default, the file). When the writer raises, the
-    upload is aborted and its error raised; when the upload fails, or this is cancelled,
-    the writer is cancelled too.
+    is once the file is written (by default, the file); ``check`` runs then (a probe of
+    the finished file) beside the last sends, and the object is completed only if it
+    passes. When the writer or the check raises, the upload is aborted and its error
+    raised; when the upload fails, or this is cancelled, the writer is cancelled too.
     """
     writer = asyncio.ensure_future(written)
+    checked: asyncio.Future[None] | None = None
     sink: PartSink | None = None
     sent: dict[int, tuple[int, bytes]] = {}  # part number -> (offset, sha-256 of its bytes)
     # Part 1 is held back: it is where writers go back to.
@@ -150,6 +159,8 @@ async def upload_while_written(
                 break
             await asyncio.wait({writer}, timeout=poll_s)
         writer.result()
+        if check is not None:
+            checked = asyncio.ensure_future(check())
         size = _size(path)
         # The finisher reads the file (an MP4's index: megabytes): not on the event loop.
         done = await asyncio.to_thread(finish, path, size) if finish else Finish.whole(size)
@@ -159,6 +170,8 @@ async def upload_while_written(
             if sink is not None:
                 await sink.abort()
                 sink = None
+            if checked is not None:
+                await checked
             return await whole(_chunks(path, done, part_size))
         last = max(kept)
         numbers = [1, *sorted(kept)]
@@ -184,12 +197,15 @@ async def upload_while_written(
             await sink.settled()
             for n in changed:
                 await sink.send(n, await asyncio.to_thread(_read, path, kept[n][0], part_size))
+        if checked is not None:
+            await checked
         await sink.complete(numbers)
         return done.size
     except BaseException:
-        if not writer.done():
-            writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
+        for task in (writer, checked):
+            if task is not None and not task.done():
+                task.cancel()
+        await asyncio.gather(writer, *([checked] if checked else []), return_exceptions=True)
         if sink is not None:
             await asyncio.shield(sink.abort())
         raise

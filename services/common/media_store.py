@@ -21,7 +21,14 @@ import math
 import os
 import unicodedata
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+)
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
@@ -431,12 +438,14 @@ class MediaStore:
         written: Awaitable[None],
         content_type: str | None = None,
         finish: Finisher | None = None,
+        check: Callable[[], Awaitable[None]] | None = None,
     ) -> int:
         """Upload a file while ``written`` (what writes it, an ffmpeg run) is still at it;
         return the object's size. Most of the upload overlaps the writing; parts the
-        writer changed after they went up are sent again, and ``finish`` may recompose
-        the object from the finished file (see growing.py). When the writer fails,
-        nothing is stored and its error is raised."""
+        writer changed after they went up are sent again, ``finish`` may recompose the
+        object from the finished file, and ``check`` (of the finished file) must pass
+        before it is stored (see growing.py). When the writer or the check fails,
+        nothing is stored and the error is raised."""
         full = self.full_key(key)
         ctype = content_type or content_type_for(key)
         return await upload_while_written(
@@ -444,7 +453,7 @@ class MediaStore:
             part_size=self.multipart_threshold, max_parts=MAX_PARTS,
             begin=lambda: self._begin(full, ctype),
             whole=lambda chunks: self.upload_stream(key, chunks, ctype),
-            finish=finish,
+            finish=finish, check=check,
         )  # fmt: skip
 
     async def _abort(self, full: str, upload_id: str) -> None:

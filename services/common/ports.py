@@ -141,6 +141,7 @@ class MediaPort(Protocol):
         written: Awaitable[None],
         content_type: str | None = None,
         finish: Finisher | None = None,
+        check: Callable[[], Awaitable[None]] | None = None,
     ) -> int: ...
 
     async def download_file(

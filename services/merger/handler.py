@@ -227,18 +227,17 @@ class MergeHandler:
         goes in front of its data on the way (faststart.py)."""
         made: list[MediaInfo] = []
 
-        async def checked() -> None:
-            await make
+        async def check() -> None:
+            await job.progress.at(96, "uploading", force=True)
             try:
                 made.append(await self._tools.probe(out))
             except Unusable as exc:
                 raise PermanentError(f"the merged file is unreadable: {exc}",
                                      code=Code.FFMPEG_FAILED) from exc  # fmt: skip
-            await job.progress.at(96, "uploading", force=True)
 
         finish = moov_first_or_as_written if fmt.moov_first else None
         size = await self._media.upload_growing(
-            job.event.output_key, out, checked(), fmt.content_type, finish
+            job.event.output_key, out, make, fmt.content_type, finish, check
         )
         return Merged(made[0].duration_ms or 0, size, copied)
 

@@ -11,7 +11,7 @@ import asyncio
 import copy
 import dataclasses
 import os
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -212,10 +212,13 @@ class MemoryMedia:
         written: Awaitable[None],
         content_type: str | None = None,
         finish: Finisher | None = None,
+        check: Callable[[], Awaitable[None]] | None = None,
     ) -> int:
-        """The finished file (as ``finish`` composes it), once ``written`` is done;
-        nothing when it raises."""
+        """The finished file (as ``finish`` composes it), once ``written`` is done and
+        ``check`` passed; nothing when either raises."""
         await written
+        if check is not None:
+            await check()
         data = await asyncio.to_thread(Path(path).read_bytes)
         done = finish(Path(path), len(data)) if finish is not None else Finish.whole(len(data))
         self.objects[key] = done.prefix + data[done.skip : done.end]

@@ -190,3 +190,30 @@ async def test_a_finished_file_recomposed_keeps_the_parts_before_its_new_end(
     # takes its number with what the object keeps of it.
     assert 5 in sink.sent_while_writing and sink.kept == [1, 2, 3, 4, 5]
     assert sink.parts[5] == data[4 * PART : end]
+
+
+@pytest.mark.parametrize("size", [5 * PART, PART], ids=["in-parts", "whole"])
+async def test_a_finished_file_that_fails_its_check_is_not_stored(
+    tmp_path: Path, size: int
+) -> None:
+    path, sink, wholes = tmp_path / "out.mp4", Sink(), list[bytes]()
+    writer = Writer(path, sink)
+    data = content(size)
+
+    async def check() -> None:
+        assert not sink.writing  # the file is finished when it is checked
+        raise ValueError("the merged file is unreadable")
+
+    async def begin() -> Sink:
+        return sink
+
+    async def whole(chunks: AsyncIterator[bytes]) -> int:
+        wholes.append(b"".join([c async for c in chunks]))
+        return len(wholes[-1])
+
+    with pytest.raises(ValueError, match="unreadable"):
+        await upload_while_written(path, writer([data[i : i + 8] for i in range(0, size, 8)]),
+                                   part_size=PART, max_parts=100, begin=begin, whole=whole,
+                                   check=check, poll_s=0.001)  # fmt: skip
+    assert not sink.completed and wholes == []
+    assert sink.aborted == (size > 2 * PART)  # parts had gone up: the upload is aborted
