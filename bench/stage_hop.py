@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -40,7 +41,7 @@ from schemas.clip import ClipReady, ClipRequested
 from services.clipper.handler import clip_failed
 from services.common.codec import RawMessage, event_headers
 from services.common.context import StageContext
-from services.common.faust_app import bind_stage, create_app
+from services.common.faust_app import bind_stage, create_app, raw_topic
 from services.common.kafka import ensure_topics
 from services.common.leases import MongoLeases
 from services.common.ledger import MongoLedger
@@ -286,16 +287,65 @@ class Forwarder:
         return Outcome.DONE
 
 
-async def run_forwarder(
-    settings: Settings, backlog: int, concurrency: int, timeout_s: float
-) -> tuple[float, dict[str, float | None]]:
-    """The backlog through ``bind_stage``'s agent with a :class:`Forwarder` as the runner."""
+async def sink_producer(settings: Settings) -> tuple[AIOKafkaProducer, str]:
+    """A producer with the emitter's settings, a record already sent to each partition
+    of the results topic (its leaders elected), and that topic's name."""
     sink = TOPICS.clip_results.full_name(settings.topic_prefix)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=5)  # fmt: skip
     await producer.start()
     for partition in sorted(await producer.partitions_for(sink)):
         await producer.send_and_wait(sink, value=b"warm-up", partition=partition)
+    return producer, sink
+
+
+async def run_batch_forwarder(
+    settings: Settings, backlog: int, timeout_s: float
+) -> tuple[float, dict[str, float | None]]:
+    """The backlog through one plain Faust agent that takes the records a batch at a
+    time (``take_events``), forwards a batch's bytes and waits for its acks: what Faust
+    costs when an agent does not handle records one by one, as the kit's does."""
+    producer, sink = await sink_producer(settings)
+    times: list[float] = []  # the first batch in hand, then the last acked
+    forwarded = 0
+    all_done = asyncio.Event()
+    meter: list[CpuMeter] = []
+    cpu: dict[str, float | None] = {}
+
+    async def agent(stream: Any) -> AsyncIterator[int]:
+        nonlocal forwarded
+        async for batch in stream.take_events(500, within=0.02):
+            if not meter:
+                meter.append(CpuMeter.begin())
+                times.append(time.perf_counter())
+            sends = [await producer.send(sink, value=e.message.value, key=e.message.key)
+                     for e in batch]  # fmt: skip
+            await asyncio.gather(*sends)
+            forwarded += len(batch)
+            if forwarded >= backlog and not all_done.is_set():
+                times.append(time.perf_counter())
+                cpu.update(meter[0].end())
+                all_done.set()
+            yield len(batch)
+
+    app = create_app("bench-batches", settings, web_port=None)
+    app.agent(raw_topic(app, TOPICS.clip_requests, settings), name="batches")(agent)
+    await produce(settings, [request(n, BACKLOG) for n in range(backlog)])
+    await app.start()
+    try:
+        await asyncio.wait_for(all_done.wait(), timeout_s)
+    finally:
+        await app.stop()
+        await producer.stop()
+    span = times[-1] - times[0]
+    return (backlog / span if span > 0 else float("nan")), cpu
+
+
+async def run_forwarder(
+    settings: Settings, backlog: int, concurrency: int, timeout_s: float
+) -> tuple[float, dict[str, float | None]]:
+    """The backlog through ``bind_stage``'s agent with a :class:`Forwarder` as the runner."""
+    producer, sink = await sink_producer(settings)
     forwarder = Forwarder(producer, sink)
     done: list[float] = []
     all_done = asyncio.Event()
@@ -431,6 +481,8 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
     raw_tp: list[float] = []
     fwd_tp: list[float] = []
     fwd_cpu: list[dict[str, float | None]] = []
+    batch_tp: list[float] = []
+    batch_cpu: list[dict[str, float | None]] = []
     book_tp: list[float] = []
     book_cpu: list[dict[str, float | None]] = []
     hops_ms: list[float] = []
@@ -452,8 +504,9 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
             update={"topic_prefix": f"{base}stage{rep}.", "mongo_db": f"{db}_stage{rep}"}
         )
         fwd_settings = ctx.settings.model_copy(update={"topic_prefix": f"{base}fwd{rep}."})
+        batch_settings = ctx.settings.model_copy(update={"topic_prefix": f"{base}fwb{rep}."})
         topics = [TOPICS.clip_requests, TOPICS.clip_results, TOPICS.clip_requests.dlq()]
-        for each in (raw_settings, stage_settings, fwd_settings):
+        for each in (raw_settings, stage_settings, fwd_settings, batch_settings):
             await ensure_topics(each, topics)
         tp, cpu = await run_raw(raw_settings, backlog, timeout_s)
         raw_tp.append(tp)
@@ -463,6 +516,10 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
         fwd_tp.append(tp)
         fwd_cpu.append(_per_event_ms(cpu, backlog))
         ctx.log(f"[stage] rep {rep + 1}/{reps}: forwarding agent {tp:,.0f} events/s")
+        tp, cpu = await run_batch_forwarder(batch_settings, backlog, timeout_s)
+        batch_tp.append(tp)
+        batch_cpu.append(_per_event_ms(cpu, backlog))
+        ctx.log(f"[stage] rep {rep + 1}/{reps}: forwarding in batches {tp:,.0f} events/s")
         book_settings = ctx.settings.model_copy(update={"mongo_db": f"{db}_book{rep}"})
         tp, cpu = await run_bookkeeping(book_settings, backlog, in_hand)
         book_tp.append(tp)
@@ -477,7 +534,7 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
             f"hop p50 {median(sr.hops_ms):.1f} ms"
         )
     stage_v, raw_v, fwd_v = median(stage_tp), median(raw_tp), median(fwd_tp)
-    book_v = median(book_tp)
+    book_v, batch_v = median(book_tp), median(batch_tp)
     hop_p50 = median(hops_ms)
     hop_p90 = sorted(hops_ms)[int(0.9 * (len(hops_ms) - 1))] if hops_ms else float("nan")
     share = ratio(stage_v, raw_v)
@@ -522,6 +579,13 @@ async def run(ctx: BenchContext, *, smoke: bool) -> list[Figure]:
             baseline=round(raw_v, 1), ratio=ratio(fwd_v, raw_v),
             note=f"what Faust and the agent cost on their own; the no-op stage is "
                  f"{ratio(stage_v, fwd_v)}x of it; {cpu_note(fwd_cpu)}",
+        ),
+        Figure(
+            GROUP, "forwarding in batches: a plain Faust agent taking up to 500 records at once",
+            round(batch_v, 1), "events/s",
+            baseline_name="raw aiokafka consume-produce loop, same topics",
+            baseline=round(raw_v, 1), ratio=ratio(batch_v, raw_v),
+            note=f"Faust without per-record handling; {cpu_note(batch_cpu)}",
         ),
         Figure(
             GROUP, f"bookkeeping alone: lease, ledger look-up and record, release "

@@ -16,6 +16,8 @@ from services.common.settings import Settings
 COMPARED = [
     ("stage", "no-op stage throughput", True),
     ("stage", "forwarding agent", True),
+    ("stage", "forwarding in batches", True),
+    ("stage", "bookkeeping alone", True),
     ("merge", "concat ", True),
     ("merge", "mux onto ", True),
     ("e2e", "5-scene production job", True),
