@@ -299,6 +299,18 @@ async def sink_producer(settings: Settings) -> tuple[AIOKafkaProducer, str]:
     return producer, sink
 
 
+async def drain(app: Any, settings: Settings, backlog: int, producer: AIOKafkaProducer,
+                all_done: asyncio.Event, timeout_s: float) -> None:  # fmt: skip
+    """Produce a backlog, run ``app`` until ``all_done``, stop it and ``producer``."""
+    await produce(settings, [request(n, BACKLOG) for n in range(backlog)])
+    await app.start()
+    try:
+        await asyncio.wait_for(all_done.wait(), timeout_s)
+    finally:
+        await app.stop()
+        await producer.stop()
+
+
 async def run_batch_forwarder(
     settings: Settings, backlog: int, timeout_s: float
 ) -> tuple[float, dict[str, float | None]]:
@@ -330,13 +342,7 @@ async def run_batch_forwarder(
 
     app = create_app("bench-batches", settings, web_port=None)
     app.agent(raw_topic(app, TOPICS.clip_requests, settings), name="batches")(agent)
-    await produce(settings, [request(n, BACKLOG) for n in range(backlog)])
-    await app.start()
-    try:
-        await asyncio.wait_for(all_done.wait(), timeout_s)
-    finally:
-        await app.stop()
-        await producer.stop()
+    await drain(app, settings, backlog, producer, all_done, timeout_s)
     span = times[-1] - times[0]
     return (backlog / span if span > 0 else float("nan")), cpu
 
@@ -367,13 +373,7 @@ async def run_forwarder(
     app = create_app("bench-forward", settings, web_port=None)
     bind_stage(app, TOPICS.clip_requests, settings, factory,  # type: ignore[arg-type]
                concurrency=concurrency, on_outcome=on_outcome)  # fmt: skip
-    await produce(settings, [request(n, BACKLOG) for n in range(backlog)])
-    await app.start()
-    try:
-        await asyncio.wait_for(all_done.wait(), timeout_s)
-    finally:
-        await app.stop()
-        await producer.stop()
+    await drain(app, settings, backlog, producer, all_done, timeout_s)
     span = done[-1] - (forwarder.first or done[0])
     return (backlog / span if span > 0 else float("nan")), cpu
 
