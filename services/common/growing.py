@@ -25,6 +25,9 @@ from typing import Final, Protocol
 from services.common.errors import PermanentError
 
 POLL_S: Final = 0.05
+# The file's size is not known while it is written: parts double in size every this many,
+# so the part-count limit allows 1,023 times what it would at the first size.
+PARTS_PER_SIZE: Final = 1000
 _MiB: Final = 1024 * 1024
 
 
@@ -96,14 +99,18 @@ def _chunks(path: Path, finish: Finish, chunk: int) -> AsyncIterator[bytes]:
     return chunks()
 
 
-def _changed(path: Path, sent: dict[int, tuple[int, bytes]], part_size: int) -> list[int]:
+# A part sent while the file was written: where it starts, its length, its bytes' sha-256.
+_Sent = tuple[int, int, bytes]
+
+
+def _changed(path: Path, sent: dict[int, _Sent]) -> list[int]:
     """The parts whose bytes on disk are no longer what was sent (read a MiB at a time:
     this runs beside the last sends, whose parts are held in memory already)."""
     out = []
     with open(path, "rb") as fh:
-        for number, (offset, digest) in sorted(sent.items()):
+        for number, (offset, length, digest) in sorted(sent.items()):
             fh.seek(offset)
-            hashed, left = hashlib.sha256(), part_size
+            hashed, left = hashlib.sha256(), length
             while left and (block := fh.read(min(left, _MiB))):
                 hashed.update(block)
                 left -= len(block)
@@ -137,24 +144,29 @@ async def upload_while_written(
     writer = asyncio.ensure_future(written)
     checked: asyncio.Future[None] | None = None
     sink: PartSink | None = None
-    sent: dict[int, tuple[int, bytes]] = {}  # part number -> (offset, sha-256 of its bytes)
+    sent: dict[int, _Sent] = {}
     # Part 1 is held back: it is where writers go back to.
     offset, number = part_size, 1
+
+    def length_of(number: int) -> int:
+        return part_size << ((number - 1) // PARTS_PER_SIZE)
+
     try:
         while True:
             finished = writer.done()
             size = _size(path)
-            while size - offset >= part_size:
-                if number >= max_parts:
+            while size - offset >= (length := length_of(number + 1)):
+                # One number is kept for the tail.
+                if number + 1 >= max_parts:
                     raise PermanentError(f"upload needs more than {max_parts} parts",
                                          code="too_large")  # fmt: skip
                 if sink is None:
                     sink = await begin()
-                body, digest = await asyncio.to_thread(_read_and_hash, path, offset, part_size)
+                body, digest = await asyncio.to_thread(_read_and_hash, path, offset, length)
                 number += 1
-                sent[number] = (offset, digest)
+                sent[number] = (offset, length, digest)
                 await sink.send(number, body)
-                offset += part_size
+                offset += length
             if finished:
                 break
             await asyncio.wait({writer}, timeout=poll_s)
@@ -165,7 +177,7 @@ async def upload_while_written(
         # The finisher reads the file (an MP4's index: megabytes): not on the event loop.
         done = await asyncio.to_thread(finish, path, size) if finish else Finish.whole(size)
         # The parts sent that the object keeps as they are: those before its end.
-        kept = {n: at for n, at in sent.items() if at[0] + part_size <= done.end}
+        kept = {n: at for n, at in sent.items() if at[0] + at[1] <= done.end}
         if sink is None or not kept or done.skip > part_size:
             if sink is not None:
                 await sink.abort()
@@ -175,9 +187,9 @@ async def upload_while_written(
             return await whole(_chunks(path, done, part_size))
         last = max(kept)
         numbers = [1, *sorted(kept)]
-        resume = kept[last][0] + part_size
+        resume = kept[last][0] + kept[last][1]
         # The re-read runs beside the last sends: neither waits for the other.
-        checking = asyncio.ensure_future(asyncio.to_thread(_changed, path, kept, part_size))
+        checking = asyncio.ensure_future(asyncio.to_thread(_changed, path, kept))
         try:
             if max(sent) > last:
                 # The tail takes over the number of a part sent past the object's end:
@@ -196,7 +208,8 @@ async def upload_while_written(
             # A part's first sending must land before its second.
             await sink.settled()
             for n in changed:
-                await sink.send(n, await asyncio.to_thread(_read, path, kept[n][0], part_size))
+                at, length, _ = kept[n]
+                await sink.send(n, await asyncio.to_thread(_read, path, at, length))
         if checked is not None:
             await checked
         await sink.complete(numbers)

@@ -10,6 +10,8 @@ from typing import BinaryIO
 
 import pytest
 
+from services.common import growing
+from services.common.errors import PermanentError
 from services.common.growing import Finish, upload_while_written
 
 PART = 16
@@ -217,3 +219,33 @@ async def test_a_finished_file_that_fails_its_check_is_not_stored(
                                    check=check, poll_s=0.001)  # fmt: skip
     assert not sink.completed and wholes == []
     assert sink.aborted == (size > 2 * PART)  # parts had gone up: the upload is aborted
+
+
+async def test_parts_grow_as_the_file_does_and_the_part_limit_keeps_a_number_for_the_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(growing, "PARTS_PER_SIZE", 2)
+    path, sink, wholes = tmp_path / "out.mp4", Sink(), list[bytes]()
+    data = content(PART * 12 + 5)
+    writer = Writer(path, sink)
+    size = await upload(path, sink, writer([data[i : i + 8] for i in range(0, len(data), 8)]),
+                        wholes)  # fmt: skip
+    assert size == len(data) and sink.stored() == data
+    # Part 1 and 2 at the first size, 3 and 4 at twice it, 5 at four times; then the tail.
+    lengths = [len(sink.parts[n]) for n in sink.kept]
+    assert lengths == [PART, PART, 2 * PART, 2 * PART, 4 * PART, 2 * PART + 5]
+
+    path, sink = tmp_path / "big.mp4", Sink()
+    writer = Writer(path, sink)
+
+    async def begin() -> Sink:
+        return sink
+
+    async def whole(chunks: AsyncIterator[bytes]) -> int:
+        raise AssertionError("not uploaded whole")
+
+    with pytest.raises(PermanentError, match="more than 4 parts"):
+        await upload_while_written(path, writer([data[i : i + 8] for i in range(0, len(data), 8)]),
+                                   part_size=PART, max_parts=4, begin=begin, whole=whole,
+                                   poll_s=0.001)  # fmt: skip
+    assert sink.aborted and max(sink.order) <= 3
