@@ -448,6 +448,10 @@ class MediaStore:
         nothing is stored and the error is raised."""
         full = self.full_key(key)
         ctype = content_type or content_type_for(key)
+        # An upload of this key begun by an attempt that died mid-write (a killed worker)
+        # is never completed: aborted here, by the attempt that replaces it, rather than
+        # left in the bucket for good.
+        await self._abort_begun(full)
         return await upload_while_written(
             Path(path), written,
             part_size=self.multipart_threshold, max_parts=MAX_PARTS,
@@ -455,6 +459,13 @@ class MediaStore:
             whole=lambda chunks: self.upload_stream(key, chunks, ctype),
             finish=finish, check=check,
         )  # fmt: skip
+
+    async def _abort_begun(self, full: str) -> None:
+        with _s3_errors(f"list uploads {full}"):
+            resp = await self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=full)
+        for upload in resp.get("Uploads") or []:
+            if upload["Key"] == full:
+                await self._abort(full, upload["UploadId"])
 
     async def _abort(self, full: str, upload_id: str) -> None:
         # Best effort: the original error matters more than a failed abort.

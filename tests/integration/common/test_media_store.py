@@ -267,6 +267,24 @@ async def test_a_file_uploaded_while_written_is_stored_as_finished(
     assert await store.incomplete_uploads(key) == []
 
 
+async def test_an_upload_left_by_an_attempt_that_died_is_aborted_by_the_next(
+    small_part_store: MediaStore, tmp_path: Path
+) -> None:
+    store = small_part_store
+    key = render_key("job-growing-again", "merged.mp4")
+    other = render_key("job-growing-again", "merged.mp4.part")  # same prefix, another key
+    begun = {k: await store.client.create_multipart_upload(Bucket=store.bucket,
+                                                            Key=store.full_key(k))
+             for k in (key, other)}  # fmt: skip
+    assert await store.incomplete_uploads(key) == sorted([key, other])
+    src = tmp_path / "merged.mp4"
+    await store.upload_growing(key, src, write_slowly(src, os.urandom(12 * MiB), []))
+    assert await store.incomplete_uploads(key) == [other]
+    assert (await store.head(key)) is not None
+    await store.client.abort_multipart_upload(Bucket=store.bucket, Key=store.full_key(other),
+                                              UploadId=begun[other]["UploadId"])  # fmt: skip
+
+
 async def test_a_file_whose_writer_fails_is_not_stored(
     small_part_store: MediaStore, tmp_path: Path
 ) -> None:
