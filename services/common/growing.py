@@ -84,19 +84,16 @@ def _read_and_hash(path: Path, offset: int, length: int) -> tuple[bytes, bytes]:
     return body, hashlib.sha256(body).digest()
 
 
-def _chunks(path: Path, finish: Finish, chunk: int) -> AsyncIterator[bytes]:
-    async def chunks() -> AsyncIterator[bytes]:
-        if finish.prefix:
-            yield finish.prefix
-        offset = finish.skip
-        while offset < finish.end:
-            body = await asyncio.to_thread(_read, path, offset, min(chunk, finish.end - offset))
-            if not body:
-                return
-            yield body
-            offset += len(body)
-
-    return chunks()
+async def _chunks(path: Path, finish: Finish, chunk: int) -> AsyncIterator[bytes]:
+    if finish.prefix:
+        yield finish.prefix
+    offset = finish.skip
+    while offset < finish.end:
+        body = await asyncio.to_thread(_read, path, offset, min(chunk, finish.end - offset))
+        if not body:
+            return
+        yield body
+        offset += len(body)
 
 
 # A part sent while the file was written: where it starts, its length, its bytes' sha-256.

@@ -85,15 +85,15 @@ def _rebuild(data: bytes, start: int, end: int, shift: int, widen: set[int]) -> 
     return b"".join(parts)
 
 
-def _stco_boxes(data: bytes, start: int, end: int) -> list[tuple[int, int]]:
-    """(offset, largest entry) of every stco box under ``data[start:end]``."""
+def _stco_boxes(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    """(offset, entry count, largest entry) of every stco box under ``data[start:end]``."""
     out = []
     for kind, at, header, size in _boxes(data, start, end):
         if kind in _CONTAINERS:
             out += _stco_boxes(data, at + header, at + size)
         elif kind == b"stco":
             _, entries = _offsets(data, at, header, False)
-            out.append((at, max(entries, default=0)))
+            out.append((at, len(entries), max(entries, default=0)))
     return out
 
 
@@ -102,22 +102,16 @@ def moved_moov(moov: bytes) -> bytes:
     offset grown by its own new length, and a stco table whose offsets no longer fit 32
     bits turned into co64 (which grows it, and so every offset, a little more)."""
     stco = _stco_boxes(moov, 0, len(moov))
-    widen: set[int] = set()
+    widen: dict[int, int] = {}  # stco offset -> its entry count, each growing by 4 bytes
     while True:
-        grown = sum(4 * _entry_count(moov, at) for at in widen)
-        shift = len(moov) + grown
-        more = {at for at, largest in stco if largest + shift > _MAX32} - widen
+        shift = len(moov) + 4 * sum(widen.values())
+        more = {at: n for at, n, largest in stco if largest + shift > _MAX32 and at not in widen}
         if not more:
             break
         widen |= more
-    out = _rebuild(moov, 0, len(moov), shift, widen)
+    out = _rebuild(moov, 0, len(moov), shift, set(widen))
     assert len(out) == shift, "the moved moov must be as long as its offsets say"
     return out
-
-
-def _entry_count(data: bytes, at: int) -> int:
-    header = 16 if struct.unpack_from(">I", data, at)[0] == 1 else 8
-    return int(struct.unpack_from(">I", data, at + header + 4)[0])
 
 
 def top_level(path: Path) -> list[tuple[bytes, int, int]]:
